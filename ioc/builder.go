@@ -1,0 +1,195 @@
+package ioc
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// A Builder collects indicators and compiles them into a Set. Each
+// indicator is validated and normalized as it is added; the first invalid
+// one makes Build fail, so a Set is never built from part of the input.
+//
+// A Builder is not safe for concurrent use, and cannot be used after Build.
+type Builder struct {
+	s     *Set
+	metas map[string]uint32
+	added int
+	err   error
+	done  bool
+}
+
+// NewBuilder returns a Builder sized for about sizeHint indicators (0 if
+// unknown).
+func NewBuilder(sizeHint int) *Builder {
+	s := &Set{}
+	if sizeHint > 0 {
+		s.entries = make([]entry, 0, sizeHint)
+	}
+	return &Builder{s: s, metas: map[string]uint32{}}
+}
+
+// Compile builds a Set from inds. It returns the first invalid indicator's
+// *IndicatorError, and no Set, when any is invalid.
+func Compile(inds []Indicator) (*Set, error) {
+	b := NewBuilder(len(inds))
+	for _, ind := range inds {
+		if err := b.Add(ind); err != nil {
+			return nil, err
+		}
+	}
+	return b.Build()
+}
+
+// Add validates, normalizes and adds ind. It returns an *IndicatorError
+// naming the indicator (its position among those added, id, kind and
+// value) and why it is invalid; the Builder then refuses to Build.
+func (b *Builder) Add(ind Indicator) error {
+	if b.done {
+		return fmt.Errorf("%w: Add after Build", ErrInvalidIndicator)
+	}
+	index := b.added
+	b.added++
+	n, err := ind.normalized(index)
+	if err != nil {
+		if b.err == nil {
+			b.err = err
+		}
+		return err
+	}
+	s := b.s
+	if uint64(len(s.entries)) >= 1<<32-1 {
+		return b.fail(&IndicatorError{Index: index, ID: ind.ID, Kind: ind.Kind, Value: ind.Value, Reason: "the set is full", Err: ErrInvalidIndicator})
+	}
+	i := uint32(len(s.entries))
+	e := entry{kind: n.Kind, meta: b.meta(n)}
+	if n.ID != "" && n.ID != n.Kind.String()+":"+n.Value {
+		e.id = b.intern(n.ID)
+	}
+	if !n.ValidFrom.IsZero() {
+		e.from = n.ValidFrom.UnixNano()
+	}
+	if !n.ValidUntil.IsZero() {
+		e.until = n.ValidUntil.UnixNano()
+	}
+
+	var (
+		prev    uint32
+		existed bool
+	)
+	switch n.Kind {
+	case KindMD5, KindSHA1, KindSHA256, KindSHA512:
+		t := s.hashes[n.Kind]
+		if t == nil {
+			t = newKeyTable(hashSize(n.Kind))
+			s.hashes[n.Kind] = t
+		}
+		var buf [64]byte
+		key := buf[:hashSize(n.Kind)]
+		decodeHash(key, n.Value)
+		e.key, prev, existed = t.upsert(key, i)
+	case KindIPv4, KindIPv6:
+		if s.addrs == nil {
+			s.addrs = newKeyTable(16)
+		}
+		a, _ := parseAddr(n.Value)
+		k := a.As16()
+		e.key, prev, existed = s.addrs.upsert(k[:], i)
+	case KindCIDR:
+		p, _ := parsePrefix(n.Value)
+		head, ok := s.cidrs.Get(p)
+		if ok {
+			e.key, prev, existed = s.entries[head].key, head, true
+		} else {
+			e.key = uint32(len(s.prefixes))
+			s.prefixes = append(s.prefixes, p)
+		}
+		s.cidrs.Insert(p, i)
+	case KindFilePath:
+		if isGlob(n.Value) {
+			e.glob = true
+			e.key, prev, existed = s.globs.add(n.Value, i)
+			break
+		}
+		e.key, prev, existed = b.strTable(n.Kind).upsert([]byte(n.Value), i)
+	case KindFileName, KindProcessName:
+		key := strings.ToLower(n.Value)
+		if key != n.Value {
+			e.orig = b.intern(n.Value)
+		}
+		e.key, prev, existed = b.strTable(n.Kind).upsert([]byte(key), i)
+	default: // domain, hostname, URL, registry key, mutex
+		e.key, prev, existed = b.strTable(n.Kind).upsert([]byte(n.Value), i)
+	}
+	if existed {
+		e.next = prev + 1
+	}
+	s.entries = append(s.entries, e)
+	return nil
+}
+
+func (b *Builder) fail(err error) error {
+	if b.err == nil {
+		b.err = err
+	}
+	return err
+}
+
+func (b *Builder) strTable(k Kind) *keyTable {
+	t := b.s.strs[k]
+	if t == nil {
+		t = newKeyTable(0)
+		b.s.strs[k] = t
+	}
+	return t
+}
+
+// intern appends str to the arena and returns its offset + 1.
+func (b *Builder) intern(str string) uint32 {
+	s := b.s
+	off := uint32(len(s.arena)) + 1
+	s.arena = binary.AppendUvarint(s.arena, uint64(len(str)))
+	s.arena = append(s.arena, str...)
+	return off
+}
+
+// meta returns the index of ind's shared fields, adding them when new.
+func (b *Builder) meta(ind Indicator) uint32 {
+	var k strings.Builder
+	k.WriteString(ind.Source)
+	k.WriteByte(0)
+	k.WriteString(ind.Description)
+	k.WriteByte(0)
+	k.WriteString(strconv.Itoa(int(ind.Severity)<<16 | ind.Score<<8 | ind.Confidence))
+	for _, t := range ind.Tags {
+		k.WriteByte(0)
+		k.WriteString(t)
+	}
+	key := k.String()
+	if i, ok := b.metas[key]; ok {
+		return i
+	}
+	i := uint32(len(b.s.metas))
+	b.s.metas = append(b.s.metas, meta{
+		source: ind.Source, description: ind.Description, tags: ind.Tags,
+		severity: ind.Severity, score: uint8(ind.Score), confidence: uint8(ind.Confidence),
+	})
+	b.metas[key] = i
+	return i
+}
+
+// Build returns the compiled Set, or the first error Add returned. The
+// Builder cannot be used afterwards.
+func (b *Builder) Build() (*Set, error) {
+	if b.done {
+		return nil, fmt.Errorf("%w: Build called twice", ErrInvalidIndicator)
+	}
+	b.done = true
+	if b.err != nil {
+		return nil, b.err
+	}
+	s := b.s
+	b.s, b.metas = nil, nil
+	return s, nil
+}

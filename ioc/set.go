@@ -1,0 +1,510 @@
+package ioc
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"iter"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gaissmai/bart"
+)
+
+// A Set is an immutable, compiled set of atomic indicators, built by a
+// Builder (or Compile) and matched against events with Match. Values are
+// stored normalized, in compact tables: a Set of a million indicators
+// takes on the order of 100 bytes per indicator.
+//
+// A Set is safe for concurrent use: it is never modified after Build.
+type Set struct {
+	entries []entry
+	metas   []meta
+	arena   []byte // ids and original values, each a uvarint length and bytes
+
+	hashes   [KindSHA512 + 1]*keyTable // by kind: md5, sha1, sha256, sha512
+	addrs    *keyTable                 // exact addresses, 16-byte keys
+	prefixes []netip.Prefix
+	cidrs    bart.Table[uint32] // prefix -> head entry
+	strs     [kindEnd]*keyTable // the other kinds, variable-size keys
+	globs    globIndex
+}
+
+// entry is one indicator, as compactly as its fields allow.
+type entry struct {
+	key   uint32 // index of its key in its kind's table (CIDR: in prefixes; glob: in globs)
+	orig  uint32 // arena offset+1 of the value as given, when it is not the key's text; 0 otherwise
+	id    uint32 // arena offset+1 of the id; 0: derived "<kind>:<value>"
+	meta  uint32 // index in metas
+	next  uint32 // next entry with the same key, +1; 0 ends the chain
+	kind  Kind
+	glob  bool
+	from  int64 // validity, Unix nanoseconds; 0: unbounded
+	until int64
+}
+
+// meta holds what indicators of one feed usually share; it is interned.
+type meta struct {
+	source, description string
+	tags                []string
+	severity            Severity
+	score, confidence   uint8
+}
+
+// Len returns the number of indicators in the set.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.entries)
+}
+
+// SizeBytes estimates the memory the set holds, for capacity planning.
+func (s *Set) SizeBytes() int {
+	if s == nil {
+		return 0
+	}
+	n := 48*cap(s.entries) + cap(s.arena) + 24*cap(s.prefixes)
+	for _, m := range s.metas {
+		n += 64 + len(m.source) + len(m.description) + 16*len(m.tags)
+	}
+	for _, t := range s.hashes {
+		if t != nil {
+			n += t.bytes()
+		}
+	}
+	for _, t := range s.strs {
+		if t != nil {
+			n += t.bytes()
+		}
+	}
+	if s.addrs != nil {
+		n += s.addrs.bytes()
+	}
+	// bart's own nodes are not counted: roughly 50 bytes per prefix.
+	return n + 50*len(s.prefixes) + s.globs.bytes()
+}
+
+// All yields every indicator in the set, in the order they were added,
+// with normalized values.
+func (s *Set) All() iter.Seq[Indicator] {
+	return func(yield func(Indicator) bool) {
+		if s == nil {
+			return
+		}
+		for i := range s.entries {
+			if !yield(s.indicator(uint32(i))) {
+				return
+			}
+		}
+	}
+}
+
+// indicator rebuilds the Indicator of entry i.
+func (s *Set) indicator(i uint32) Indicator {
+	e := &s.entries[i]
+	m := &s.metas[e.meta]
+	ind := Indicator{
+		Kind:        e.kind,
+		Value:       s.value(e),
+		Source:      m.source,
+		Severity:    m.severity,
+		Score:       int(m.score),
+		Confidence:  int(m.confidence),
+		Description: m.description,
+	}
+	if len(m.tags) > 0 {
+		ind.Tags = append([]string(nil), m.tags...)
+	}
+	if e.id != 0 {
+		ind.ID = s.str(e.id)
+	} else {
+		ind.ID = e.kind.String() + ":" + ind.Value
+	}
+	if e.from != 0 {
+		ind.ValidFrom = time.Unix(0, e.from).UTC()
+	}
+	if e.until != 0 {
+		ind.ValidUntil = time.Unix(0, e.until).UTC()
+	}
+	return ind
+}
+
+func (s *Set) value(e *entry) string {
+	if e.orig != 0 {
+		return s.str(e.orig)
+	}
+	switch e.kind {
+	case KindMD5, KindSHA1, KindSHA256, KindSHA512:
+		return hex.EncodeToString(s.hashes[e.kind].key(e.key))
+	case KindIPv4, KindIPv6:
+		return netip.AddrFrom16([16]byte(s.addrs.key(e.key))).Unmap().String()
+	case KindCIDR:
+		return s.prefixes[e.key].String()
+	}
+	if e.glob {
+		return s.globs.all[e.key].pattern
+	}
+	return string(s.strs[e.kind].key(e.key))
+}
+
+func (s *Set) str(off uint32) string {
+	b := s.arena[off-1:]
+	n, w := binary.Uvarint(b)
+	return string(b[w : w+int(n)])
+}
+
+// active reports whether entry i's validity window holds now.
+func (s *Set) active(i uint32, now int64) bool {
+	e := &s.entries[i]
+	return (e.from == 0 || now >= e.from) && (e.until == 0 || now < e.until)
+}
+
+// Match returns the indicators of the set that match ev at time now (an
+// indicator outside its validity window never matches). See AppendMatches.
+func (s *Set) Match(ev *Event, now time.Time) []Match {
+	return s.AppendMatches(nil, ev, now)
+}
+
+// AppendMatches appends to dst the matches of ev at time now and returns
+// the extended slice. Every field of the event that some kind applies to
+// is looked up (see the Kind constants); a field that is not of the form
+// its kind needs (a malformed digest, a non-address) is skipped. It does
+// not allocate when nothing matches.
+func (s *Set) AppendMatches(dst []Match, ev *Event, now time.Time) []Match {
+	if s == nil || len(s.entries) == 0 || ev == nil {
+		return dst
+	}
+	m := matching{s: s, dst: dst, now: now.UnixNano(), windows: strings.EqualFold(ev.Host.OS, "windows")}
+	switch ev.Kind {
+	case EventFile:
+		if f := ev.File; f != nil {
+			m.hash(KindMD5, "file.md5", f.MD5)
+			m.hash(KindSHA1, "file.sha1", f.SHA1)
+			m.hash(KindSHA256, "file.sha256", f.SHA256)
+			m.hash(KindSHA512, "file.sha512", f.SHA512)
+			m.path("file.path", f.Path)
+			name, field := f.Name, "file.name"
+			if name == "" {
+				name, field = baseName(f.Path), "file.path"
+			}
+			m.name(KindFileName, field, name)
+		}
+	case EventProcess:
+		if p := ev.Process; p != nil {
+			m.hash(KindSHA256, "process.sha256", p.SHA256)
+			m.path("process.path", p.Path)
+			name, field := p.Name, "process.name"
+			if name == "" {
+				name, field = baseName(p.Path), "process.path"
+			}
+			m.name(KindProcessName, field, name)
+			m.name(KindFileName, field, name)
+			m.name(KindProcessName, "process.parent_name", p.ParentName)
+		}
+	case EventNetwork:
+		if n := ev.Network; n != nil {
+			m.addr("network.remote_address", n.RemoteAddress)
+		}
+	case EventDNS:
+		if d := ev.DNS; d != nil {
+			m.host("dns.query", d.Query)
+			for i, a := range d.Answers {
+				field := "dns.answers[" + strconv.Itoa(i) + "]"
+				if !m.addr(field, a) {
+					m.host(field, a)
+				}
+			}
+		}
+	case EventHTTP:
+		if h := ev.HTTP; h != nil {
+			m.url("http.url", h.URL)
+		}
+	case EventRegistry:
+		if r := ev.Registry; r != nil {
+			m.registry(r.Key, r.ValueName)
+		}
+	case EventMutex:
+		if x := ev.Mutex; x != nil && x.Name != "" {
+			n := normalizeMutex(strings.TrimSpace(x.Name))
+			m.lookup(KindMutex, "mutex.name", n, n)
+		}
+	}
+	return m.dst
+}
+
+// matching carries one AppendMatches call.
+type matching struct {
+	s       *Set
+	dst     []Match
+	now     int64
+	windows bool // the host is a Windows host
+}
+
+// emit appends the active entries of the chain starting at head.
+func (m *matching) emit(head uint32, field, observable string, keep func(*entry) bool) {
+	for i := head; ; {
+		e := &m.s.entries[i]
+		if m.s.active(i, m.now) && (keep == nil || keep(e)) {
+			m.dst = append(m.dst, Match{Indicator: m.s.indicator(i), Field: field, Observable: observable})
+		}
+		if e.next == 0 {
+			return
+		}
+		i = e.next - 1
+	}
+}
+
+func (m *matching) hash(k Kind, field, v string) {
+	t := m.s.hashes[k]
+	if v == "" || t == nil {
+		return
+	}
+	var buf [64]byte
+	key := buf[:hashSize(k)]
+	if !decodeHash(key, v) {
+		return
+	}
+	if head, ok := t.find(key); ok {
+		m.emit(head, field, strings.ToLower(v), nil)
+	}
+}
+
+// addr looks an address up, exactly and by longest prefix, and reports
+// whether v was an address at all.
+func (m *matching) addr(field, v string) bool {
+	a, err := netip.ParseAddr(strings.Trim(v, "[]"))
+	if err != nil {
+		return false
+	}
+	a = a.WithZone("").Unmap()
+	var obs string
+	observable := func() string {
+		if obs == "" {
+			obs = a.String()
+		}
+		return obs
+	}
+	if t := m.s.addrs; t != nil {
+		k := a.As16()
+		if head, ok := t.find(k[:]); ok {
+			m.emit(head, field, observable(), nil)
+		}
+	}
+	if len(m.s.prefixes) > 0 {
+		if head, ok := m.s.cidrs.Lookup(a); ok {
+			m.emit(head, field, observable(), nil)
+		}
+	}
+	return true
+}
+
+// host looks a host name up as a hostname (exactly) and as a domain (it
+// and each parent domain).
+func (m *matching) host(field, v string) {
+	d, ok := domainKey(v)
+	if !ok {
+		return
+	}
+	m.lookup(KindHostname, field, d, d)
+	if t := m.s.strs[KindDomain]; t != nil {
+		for rest := d; ; {
+			if head, ok := t.findString(rest); ok {
+				m.emit(head, field, d, nil)
+			}
+			i := strings.IndexByte(rest, '.')
+			if i < 0 {
+				break
+			}
+			rest = rest[i+1:]
+		}
+	}
+}
+
+func (m *matching) url(field, v string) {
+	if v == "" {
+		return
+	}
+	n, err := normalizeURL(strings.TrimSpace(v))
+	if err != nil {
+		return
+	}
+	m.lookup(KindURL, field, n, n)
+	// The host, as a name or an address.
+	rest := n[strings.Index(n, "://")+3:]
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	if strings.HasPrefix(rest, "[") {
+		if i := strings.IndexByte(rest, ']'); i >= 0 {
+			m.addr(field, rest[1:i])
+		}
+		return
+	}
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+		rest = rest[:i]
+	}
+	if !m.addr(field, rest) {
+		m.host(field, rest)
+	}
+}
+
+func (m *matching) path(field, v string) {
+	if v == "" {
+		return
+	}
+	n := normalizePath(strings.TrimSpace(v))
+	m.lookup(KindFilePath, field, n, n)
+	m.s.globs.match(n, func(i uint32) { m.emit(i, field, n, nil) })
+}
+
+// name looks a file or process name up; on a Windows host case is
+// ignored, elsewhere the indicator's case must be the event's.
+func (m *matching) name(k Kind, field, v string) {
+	if v = strings.TrimSpace(v); v == "" {
+		return
+	}
+	t := m.s.strs[k]
+	if t == nil {
+		return
+	}
+	head, ok := t.findString(lowerASCIIOrFold(v))
+	if !ok {
+		return
+	}
+	if m.windows {
+		m.emit(head, field, v, nil)
+		return
+	}
+	m.emit(head, field, v, func(e *entry) bool { return m.s.value(e) == v })
+}
+
+func (m *matching) registry(key, valueName string) {
+	n, err := normalizeRegistry(strings.TrimSpace(key))
+	if err != nil {
+		return
+	}
+	m.lookup(KindRegistryKey, "registry.key", n, n)
+	if valueName != "" {
+		full := n + `\` + strings.ToLower(valueName)
+		m.lookup(KindRegistryKey, "registry.value_name", full, full)
+	}
+}
+
+func (m *matching) lookup(k Kind, field, key, observable string) {
+	if t := m.s.strs[k]; t != nil {
+		if head, ok := t.findString(key); ok {
+			m.emit(head, field, observable, nil)
+		}
+	}
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// lowerASCIIOrFold lower-cases v, without allocating when it already is.
+func lowerASCIIOrFold(v string) string {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if 'A' <= c && c <= 'Z' || c >= 0x80 {
+			return strings.ToLower(v)
+		}
+	}
+	return v
+}
+
+// globIndex holds the file-path indicators that are globs. Globs whose last
+// element is literal are found through that element; the others are tried
+// one by one.
+type globIndex struct {
+	all    []glob
+	byBase map[string][]uint32 // literal last element -> indices in all
+	rest   []uint32
+}
+
+type glob struct {
+	pattern string
+	re      *regexp.Regexp
+	entry   uint32 // head entry; further entries chain from it
+	windows bool
+}
+
+func isGlob(p string) bool { return strings.ContainsAny(p, "*?") }
+
+// add compiles the glob p (normalized) for entry i, or, if the same pattern
+// is there already, returns its index with ok true.
+func (g *globIndex) add(p string, i uint32) (idx uint32, prevHead uint32, existed bool) {
+	for j := range g.all { // duplicate patterns are rare; globs are few
+		if g.all[j].pattern == p {
+			prev := g.all[j].entry
+			g.all[j].entry = i
+			return uint32(j), prev, true
+		}
+	}
+	win := isWindowsPath(p)
+	sep := "/"
+	if win {
+		sep = `\`
+	}
+	var re strings.Builder
+	re.WriteString(`^`)
+	runes := []rune(p)
+	for k := 0; k < len(runes); k++ {
+		switch c := runes[k]; {
+		case c == '*' && k+1 < len(runes) && runes[k+1] == '*':
+			re.WriteString(`.*`)
+			k++
+		case c == '*':
+			re.WriteString(`[^` + regexp.QuoteMeta(sep) + `]*`)
+		case c == '?':
+			re.WriteString(`[^` + regexp.QuoteMeta(sep) + `]`)
+		default:
+			re.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	re.WriteString(`$`)
+	idx = uint32(len(g.all))
+	g.all = append(g.all, glob{pattern: p, re: regexp.MustCompile(re.String()), entry: i, windows: win})
+	base := baseName(p)
+	if isGlob(base) {
+		g.rest = append(g.rest, idx)
+	} else {
+		if g.byBase == nil {
+			g.byBase = map[string][]uint32{}
+		}
+		g.byBase[base] = append(g.byBase[base], idx)
+	}
+	return idx, 0, false
+}
+
+// match calls found with the head entry of every glob that matches the
+// normalized path p.
+func (g *globIndex) match(p string, found func(head uint32)) {
+	if len(g.all) == 0 {
+		return
+	}
+	win := isWindowsPath(p)
+	try := func(j uint32) {
+		gl := &g.all[j]
+		if gl.windows == win && gl.re.MatchString(p) {
+			found(gl.entry)
+		}
+	}
+	for _, j := range g.byBase[baseName(p)] {
+		try(j)
+	}
+	for _, j := range g.rest {
+		try(j)
+	}
+}
+
+func (g *globIndex) bytes() int { return len(g.all) * 400 }
