@@ -335,6 +335,8 @@ func decodeError(data []byte, v any, err error, sentinel error) error {
 		return &FieldError{Reason: strings.TrimPrefix(err.Error(), "json: "), Err: sentinel}
 	case err == io.EOF:
 		return &FieldError{Reason: "empty input", Err: sentinel}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &FieldError{Reason: "malformed JSON: unexpected end of input", Err: sentinel}
 	}
 	var fe *FieldError
 	if errors.As(err, &fe) {

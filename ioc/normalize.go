@@ -345,7 +345,23 @@ func isWindowsPath(p string) bool {
 
 // normalizePath cleans a file path (or glob). Windows paths are lower-cased
 // and use "\"; the \\?\ and \??\ prefixes are dropped; a UNC prefix stays.
+// It repeats until the path no longer changes (cleaning can uncover a
+// prefix), so that its result is a fixed point.
 func normalizePath(p string) string {
+	// Each round that changes the path shortens it (but for "c:" gaining
+	// its "\"), so the bound is never reached in practice.
+	for range len(p) + 8 {
+		n := normalizePathOnce(p)
+		if n == p {
+			break
+		}
+		p = n
+	}
+	return p
+}
+
+func normalizePathOnce(p string) string {
+	p = strings.TrimSpace(p)
 	if !isWindowsPath(p) {
 		c := path.Clean(p)
 		if c == "." {

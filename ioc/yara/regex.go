@@ -8,9 +8,13 @@ import (
 // byteSet is a set of byte values, one bit per value.
 type byteSet [4]uint64
 
-func (s *byteSet) add(b byte)           { s[b>>6] |= 1 << (b & 63) }
-func (s *byteSet) has(b byte) bool      { return s[b>>6]&(1<<(b&63)) != 0 }
-func (s *byteSet) addRange(lo, hi byte) { for c := int(lo); c <= int(hi); c++ { s.add(byte(c)) } }
+func (s *byteSet) add(b byte)      { s[b>>6] |= 1 << (b & 63) }
+func (s *byteSet) has(b byte) bool { return s[b>>6]&(1<<(b&63)) != 0 }
+func (s *byteSet) addRange(lo, hi byte) {
+	for c := int(lo); c <= int(hi); c++ {
+		s.add(byte(c))
+	}
+}
 func (s *byteSet) union(o *byteSet) {
 	for i := range s {
 		s[i] |= o[i]

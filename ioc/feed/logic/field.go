@@ -1,0 +1,339 @@
+package logic
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/cordonsec/cordon/ioc"
+)
+
+// Field is one attribute of an ioc.Event that conditions test. Each names
+// the event field it reads (String returns its JSON path) and the form its
+// values are compared in: digests in lower case; paths, URLs, registry keys
+// and mutexes as ioc.Normalize puts them; addresses unmapped; domain names
+// in lower case without trailing dot; numbers in decimal.
+type Field uint8
+
+// The fields.
+const (
+	FileMD5        Field = iota + 1 // file.md5
+	FileSHA1                        // file.sha1
+	FileSHA256                      // file.sha256
+	FileSHA512                      // file.sha512
+	FilePath                        // file.path: the full path
+	FileDir                         // the directory of file.path
+	FileName                        // file.name, or the last element of file.path
+	FileExt                         // the extension of FileName, without the dot
+	FileSize                        // file.size (number)
+	ProcName                        // process.name, or the last element of process.path
+	ProcPath                        // process.path
+	ProcCmdLine                     // process.command_line
+	ProcParentName                  // process.parent_name
+	ProcSHA256                      // process.sha256
+	ProcPID                         // process.pid (number)
+	NetProtocol                     // network.protocol, lower case
+	NetLocalAddr                    // network.local_address
+	NetLocalPort                    // network.local_port (number)
+	NetRemoteAddr                   // network.remote_address
+	NetRemotePort                   // network.remote_port (number)
+	DNSQuery                        // dns.query
+	DNSAnswer                       // each of dns.answers (addresses or names)
+	HTTPURL                         // http.url
+	HTTPHost                        // the host of http.url (a name or an address)
+	HTTPMethod                      // http.method, upper case
+	RegKey                          // registry.key, with its hive
+	RegKeyPath                      // registry.key without its hive
+	RegValueName                    // registry.value_name
+	RegPath                         // registry.key joined with registry.value_name
+	RegData                         // registry.data
+	MutexName                       // mutex.name
+
+	fieldEnd
+)
+
+type fieldForm uint8
+
+const (
+	formText fieldForm = iota
+	formHash
+	formPath
+	formNumber
+	formAddr
+	formDomain
+	formHostOrAddr
+	formURL
+	formRegistry
+	formKeyPath
+	formMutex
+	formLower
+	formUpper
+)
+
+var fieldInfo = [fieldEnd]struct {
+	name string
+	form fieldForm
+}{
+	FileMD5: {"file.md5", formHash}, FileSHA1: {"file.sha1", formHash}, FileSHA256: {"file.sha256", formHash},
+	FileSHA512: {"file.sha512", formHash}, FilePath: {"file.path", formPath}, FileDir: {"file.path", formPath},
+	FileName: {"file.name", formText}, FileExt: {"file.name", formText}, FileSize: {"file.size", formNumber},
+	ProcName: {"process.name", formText}, ProcPath: {"process.path", formPath}, ProcCmdLine: {"process.command_line", formText},
+	ProcParentName: {"process.parent_name", formText}, ProcSHA256: {"process.sha256", formHash}, ProcPID: {"process.pid", formNumber},
+	NetProtocol: {"network.protocol", formLower}, NetLocalAddr: {"network.local_address", formAddr},
+	NetLocalPort: {"network.local_port", formNumber}, NetRemoteAddr: {"network.remote_address", formAddr},
+	NetRemotePort: {"network.remote_port", formNumber}, DNSQuery: {"dns.query", formDomain},
+	DNSAnswer: {"dns.answers", formHostOrAddr}, HTTPURL: {"http.url", formURL}, HTTPHost: {"http.url", formHostOrAddr},
+	HTTPMethod: {"http.method", formUpper}, RegKey: {"registry.key", formRegistry}, RegKeyPath: {"registry.key", formKeyPath},
+	RegValueName: {"registry.value_name", formText}, RegPath: {"registry.value_name", formRegistry},
+	RegData: {"registry.data", formText}, MutexName: {"mutex.name", formMutex},
+}
+
+// Valid reports whether f is a declared field.
+func (f Field) Valid() bool { return f >= FileMD5 && f < fieldEnd }
+
+// String returns the JSON path of the event field f reads.
+func (f Field) String() string {
+	if !f.Valid() {
+		return "field(" + strconv.Itoa(int(f)) + ")"
+	}
+	return fieldInfo[f].name
+}
+
+// Numeric reports whether f holds numbers.
+func (f Field) Numeric() bool { return f.Valid() && fieldInfo[f].form == formNumber }
+
+// Address reports whether f may hold IP addresses.
+func (f Field) Address() bool {
+	if !f.Valid() {
+		return false
+	}
+	switch fieldInfo[f].form {
+	case formAddr, formHostOrAddr:
+		return true
+	}
+	return false
+}
+
+// Normalize returns v in the form f's values are compared in. A value that
+// is not of the field's form (a path that is not one, a URL without
+// scheme) is returned trimmed and otherwise unchanged.
+func (f Field) Normalize(v string) string {
+	v = strings.TrimSpace(v)
+	if !f.Valid() || v == "" {
+		return v
+	}
+	switch fieldInfo[f].form {
+	case formHash, formLower:
+		return strings.ToLower(v)
+	case formUpper:
+		return strings.ToUpper(v)
+	case formPath:
+		if n, err := ioc.Normalize(ioc.KindFilePath, v); err == nil {
+			return n
+		}
+	case formNumber:
+		if n, err := strconv.ParseInt(v, 0, 64); err == nil {
+			return strconv.FormatInt(n, 10)
+		}
+	case formAddr:
+		if a, err := netip.ParseAddr(strings.Trim(v, "[]")); err == nil {
+			return a.WithZone("").Unmap().String()
+		}
+	case formDomain:
+		return strings.ToLower(strings.TrimSuffix(v, "."))
+	case formHostOrAddr:
+		if a, err := netip.ParseAddr(strings.Trim(v, "[]")); err == nil {
+			return a.WithZone("").Unmap().String()
+		}
+		return strings.ToLower(strings.TrimSuffix(v, "."))
+	case formURL:
+		if n, err := ioc.Normalize(ioc.KindURL, v); err == nil {
+			return n
+		}
+	case formRegistry:
+		if n, err := ioc.Normalize(ioc.KindRegistryKey, v); err == nil {
+			return n
+		}
+		return strings.ToLower(v)
+	case formKeyPath:
+		k := strings.ToLower(strings.Trim(v, `\`))
+		if n, err := ioc.Normalize(ioc.KindRegistryKey, v); err == nil {
+			if _, rest, ok := strings.Cut(n, `\`); ok {
+				return rest
+			}
+			return ""
+		}
+		return k
+	case formMutex:
+		if n, err := ioc.Normalize(ioc.KindMutex, v); err == nil {
+			return n
+		}
+	}
+	if f == FileExt {
+		return strings.TrimPrefix(v, ".")
+	}
+	return v
+}
+
+// observed holds the normalized values of the fields of one event.
+type observed struct {
+	vals  [fieldEnd]string
+	has   [fieldEnd]bool
+	multi []string // DNSAnswer
+}
+
+func (o *observed) set(f Field, v string) {
+	if v = strings.TrimSpace(v); v != "" {
+		o.vals[f], o.has[f] = f.Normalize(v), true
+	}
+}
+
+func (o *observed) num(f Field, n int64, present bool) {
+	if present {
+		o.vals[f], o.has[f] = strconv.FormatInt(n, 10), true
+	}
+}
+
+// present reports whether the event has field f.
+func (o *observed) present(f Field) bool {
+	if f == DNSAnswer {
+		return len(o.multi) > 0
+	}
+	return o.has[f]
+}
+
+// values returns the values of f (one, except for DNSAnswer).
+func (o *observed) values(f Field) []string {
+	if f == DNSAnswer {
+		return o.multi
+	}
+	if o.has[f] {
+		return []string{o.vals[f]}
+	}
+	return nil
+}
+
+func observe(ev *ioc.Event, o *observed) {
+	switch ev.Kind {
+	case ioc.EventFile:
+		f := ev.File
+		if f == nil {
+			return
+		}
+		o.set(FileMD5, f.MD5)
+		o.set(FileSHA1, f.SHA1)
+		o.set(FileSHA256, f.SHA256)
+		o.set(FileSHA512, f.SHA512)
+		o.set(FilePath, f.Path)
+		name := f.Name
+		if name == "" {
+			name = baseName(f.Path)
+		}
+		o.set(FileName, name)
+		if i := strings.LastIndexByte(name, '.'); i >= 0 && i < len(name)-1 {
+			o.set(FileExt, name[i+1:])
+		}
+		if o.has[FilePath] {
+			p := o.vals[FilePath]
+			if i := strings.LastIndexAny(p, `/\`); i > 0 {
+				o.set(FileDir, p[:i])
+			} else if i == 0 {
+				o.set(FileDir, p[:1])
+			}
+		}
+		o.num(FileSize, f.Size, f.Size > 0 || f.Path != "" || f.Name != "")
+	case ioc.EventProcess:
+		p := ev.Process
+		if p == nil {
+			return
+		}
+		name := p.Name
+		if name == "" {
+			name = baseName(p.Path)
+		}
+		o.set(ProcName, name)
+		o.set(ProcPath, p.Path)
+		o.set(ProcCmdLine, p.CommandLine)
+		o.set(ProcParentName, p.ParentName)
+		o.set(ProcSHA256, p.SHA256)
+		o.num(ProcPID, int64(p.PID), p.PID > 0)
+	case ioc.EventNetwork:
+		n := ev.Network
+		if n == nil {
+			return
+		}
+		o.set(NetProtocol, n.Protocol)
+		o.set(NetLocalAddr, n.LocalAddress)
+		o.num(NetLocalPort, int64(n.LocalPort), n.LocalPort > 0)
+		o.set(NetRemoteAddr, n.RemoteAddress)
+		o.num(NetRemotePort, int64(n.RemotePort), n.RemotePort > 0)
+	case ioc.EventDNS:
+		d := ev.DNS
+		if d == nil {
+			return
+		}
+		o.set(DNSQuery, d.Query)
+		for _, a := range d.Answers {
+			if a = strings.TrimSpace(a); a != "" {
+				o.multi = append(o.multi, DNSAnswer.Normalize(a))
+			}
+		}
+	case ioc.EventHTTP:
+		h := ev.HTTP
+		if h == nil {
+			return
+		}
+		o.set(HTTPURL, h.URL)
+		o.set(HTTPMethod, h.Method)
+		if o.has[HTTPURL] {
+			o.set(HTTPHost, urlHost(o.vals[HTTPURL]))
+		}
+	case ioc.EventRegistry:
+		r := ev.Registry
+		if r == nil {
+			return
+		}
+		o.set(RegKey, r.Key)
+		o.set(RegKeyPath, r.Key)
+		o.set(RegValueName, r.ValueName)
+		if o.has[RegKey] && r.ValueName != "" {
+			o.vals[RegPath], o.has[RegPath] = o.vals[RegKey]+`\`+strings.ToLower(strings.TrimSpace(r.ValueName)), true
+		}
+		o.set(RegData, r.Data)
+	case ioc.EventMutex:
+		if ev.Mutex != nil {
+			o.set(MutexName, ev.Mutex.Name)
+		}
+	}
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// urlHost returns the host of an absolute URL, without brackets or port.
+func urlHost(u string) string {
+	_, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	if strings.HasPrefix(rest, "[") {
+		if i := strings.IndexByte(rest, ']'); i >= 0 {
+			return rest[1:i]
+		}
+		return ""
+	}
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
+}

@@ -1,0 +1,177 @@
+package logic
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cordonsec/cordon/ioc"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func base(kind ioc.EventKind, os string) ioc.Event {
+	return ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: t0, Host: ioc.Host{ID: "h-1", OS: os}, Kind: kind}
+}
+
+func leaf(t testing.TB, c Cond) *Node {
+	t.Helper()
+	n, err := NewCond(c)
+	require.NoError(t, err)
+	return n
+}
+
+func TestEval(t *testing.T) {
+	file := base(ioc.EventFile, "windows")
+	file.File = &ioc.FileEvent{Path: `C:\Users\bob\AppData\evil.SCR`, Size: 4096, MD5: "44D88612FEA8A8F36DE82E1278ABB02F"}
+	proc := base(ioc.EventProcess, "windows")
+	proc.Process = &ioc.ProcessEvent{Name: "powershell.exe", Path: `C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe`, CommandLine: "powershell -enc SQBFAFgA", ParentName: "winword.exe", PID: 42}
+	netw := base(ioc.EventNetwork, "linux")
+	netw.Network = &ioc.NetworkEvent{Protocol: "TCP", RemoteAddress: "::ffff:198.51.100.7", RemotePort: 4444, LocalPort: 50000}
+	dns := base(ioc.EventDNS, "linux")
+	dns.DNS = &ioc.DNSEvent{Query: "C2.Evil.example.", Answers: []string{"cdn.example", "192.0.2.9"}}
+	reg := base(ioc.EventRegistry, "windows")
+	reg.Registry = &ioc.RegistryEvent{Key: `HKLM\Software\Microsoft\Windows\CurrentVersion\Run`, ValueName: "Updater", Data: `C:\ProgramData\u.exe`}
+	web := base(ioc.EventHTTP, "linux")
+	web.HTTP = &ioc.HTTPEvent{URL: "HTTP://Dl.Evil.example:80/a/payload.bin?x=1", Method: "get"}
+
+	cases := []struct {
+		name  string
+		root  func(t testing.TB) *Node
+		ev    ioc.Event
+		match bool
+	}{
+		{"md5 equality, case folded", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{FileMD5}, Op: OpEq, Values: []string{"44d88612fea8a8f36de82e1278abb02f"}})
+		}, file, true},
+		{"md5 near miss", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{FileMD5}, Op: OpEq, Values: []string{"44d88612fea8a8f36de82e1278abb02e"}})
+		}, file, false},
+		{"extension and size", func(t testing.TB) *Node {
+			return And(leaf(t, Cond{Fields: []Field{FileExt}, Op: OpEq, Values: []string{"scr"}}),
+				leaf(t, Cond{Fields: []Field{FileSize}, Op: OpLT, Values: []string{"10000"}}))
+		}, file, true},
+		{"size too large", func(t testing.TB) *Node {
+			return And(leaf(t, Cond{Fields: []Field{FileExt}, Op: OpEq, Values: []string{"scr"}}),
+				leaf(t, Cond{Fields: []Field{FileSize}, Op: OpGT, Values: []string{"10000"}}))
+		}, file, false},
+		{"directory contains", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{FileDir}, Op: OpContains, Values: []string{`\AppData`}})
+		}, file, true},
+		{"case-sensitive suffix misses", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{FileName}, Op: OpSuffix, Values: []string{".scr"}, CaseSensitive: true})
+		}, file, false},
+		{"office spawns encoded powershell", func(t testing.TB) *Node {
+			return And(leaf(t, Cond{Fields: []Field{ProcParentName}, Op: OpIn, Values: []string{"excel.exe", "WINWORD.EXE"}}),
+				leaf(t, Cond{Fields: []Field{ProcCmdLine}, Op: OpRegex, Values: []string{`-e(nc)?\s+[A-Za-z0-9+/=]{8,}`}}))
+		}, proc, true},
+		{"isnot on the same value", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{ProcName}, Op: OpEq, Values: []string{"powershell.exe"}, Negate: true})
+		}, proc, false},
+		{"isnot on an absent field", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{ProcName}, Op: OpEq, Values: []string{"cmd.exe"}, Negate: true})
+		}, file, false},
+		{"remote address in CIDR, port", func(t testing.TB) *Node {
+			return And(leaf(t, Cond{Fields: []Field{NetRemoteAddr}, Op: OpEq, Values: []string{"198.51.100.0/24"}}),
+				leaf(t, Cond{Fields: []Field{NetRemotePort}, Op: OpEq, Values: []string{"4444"}}),
+				leaf(t, Cond{Fields: []Field{NetProtocol}, Op: OpEq, Values: []string{"tcp"}, CaseSensitive: true}))
+		}, netw, true},
+		{"other port", func(t testing.TB) *Node {
+			return And(leaf(t, Cond{Fields: []Field{NetRemoteAddr}, Op: OpSubset, Values: []string{"198.51.100.0/24"}}),
+				leaf(t, Cond{Fields: []Field{NetRemotePort}, Op: OpEq, Values: []string{"4445"}}))
+		}, netw, false},
+		{"dns query or answer", func(t testing.TB) *Node {
+			return Or(leaf(t, Cond{Fields: []Field{DNSQuery}, Op: OpEq, Values: []string{"nothing.example"}}),
+				leaf(t, Cond{Fields: []Field{DNSAnswer, NetRemoteAddr}, Op: OpEq, Values: []string{"192.0.2.9"}}))
+		}, dns, true},
+		{"dns like", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{DNSQuery}, Op: OpLike, Values: []string{"%.evil.example"}})
+		}, dns, true},
+		{"registry run key and data", func(t testing.TB) *Node {
+			return And(leaf(t, Cond{Fields: []Field{RegKeyPath}, Op: OpEq, Values: []string{`Software\Microsoft\Windows\CurrentVersion\Run`}}),
+				leaf(t, Cond{Fields: []Field{RegPath}, Op: OpEq, Values: []string{`HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows\CurrentVersion\Run\updater`}}),
+				leaf(t, Cond{Fields: []Field{RegData}, Op: OpPrefix, Values: []string{`c:\programdata\`}}))
+		}, reg, true},
+		{"url and host", func(t testing.TB) *Node {
+			return And(leaf(t, Cond{Fields: []Field{HTTPURL}, Op: OpEq, Values: []string{"http://dl.evil.example/a/payload.bin?x=1"}}),
+				leaf(t, Cond{Fields: []Field{HTTPHost}, Op: OpEq, Values: []string{"DL.evil.example"}}),
+				leaf(t, Cond{Fields: []Field{HTTPMethod}, Op: OpEq, Values: []string{"GET"}}))
+		}, web, true},
+		{"never", func(t testing.TB) *Node {
+			return Or(Never(), And(Never(), leaf(t, Cond{Fields: []Field{HTTPMethod}, Op: OpEq, Values: []string{"GET"}})))
+		}, web, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &Tree{ID: "t", Engine: ioc.EngineOpenIOC, Root: tc.root(t)}
+			set, err := Compile([]*Tree{tr})
+			require.NoError(t, err)
+			ev := tc.ev
+			res := set.Eval(&ev, t0, nil)
+			if tc.match {
+				require.Len(t, res, 1, tr.Root.String())
+				assert.Same(t, tr, res[0].Tree)
+			} else {
+				assert.Empty(t, res, tr.Root.String())
+			}
+		})
+	}
+}
+
+func TestValidity(t *testing.T) {
+	ev := base(ioc.EventMutex, "windows")
+	ev.Mutex = &ioc.MutexEvent{Name: `Global\qwerty-77`}
+	tr := &Tree{ID: "m", Engine: ioc.EngineSTIX, ValidFrom: t0, ValidUntil: t0.Add(time.Hour),
+		Root: leaf(t, Cond{Fields: []Field{MutexName}, Op: OpEq, Values: []string{"qwerty-77"}, CaseSensitive: true})}
+	set, err := Compile([]*Tree{tr})
+	require.NoError(t, err)
+	assert.Len(t, set.Eval(&ev, t0, nil), 1)
+	assert.Empty(t, set.Eval(&ev, t0.Add(-time.Second), nil))
+	assert.Empty(t, set.Eval(&ev, t0.Add(time.Hour), nil))
+}
+
+func TestNewCondErrors(t *testing.T) {
+	for _, c := range []Cond{
+		{Op: OpEq, Values: []string{"x"}},
+		{Fields: []Field{FileName}, Values: []string{"x"}},
+		{Fields: []Field{FileName}, Op: OpEq},
+		{Fields: []Field{FileName}, Op: OpEq, Values: []string{"a", "b"}},
+		{Fields: []Field{FileName}, Op: OpRegex, Values: []string{"(unclosed"}},
+		{Fields: []Field{FileSize}, Op: OpGT, Values: []string{"big"}},
+		{Fields: []Field{NetRemoteAddr}, Op: OpSubset, Values: []string{"not-a-prefix"}},
+		{Fields: []Field{fieldEnd}, Op: OpEq, Values: []string{"x"}},
+	} {
+		_, err := NewCond(c)
+		assert.ErrorIs(t, err, ErrInvalidCond, "%+v", c)
+	}
+	_, err := Compile([]*Tree{{ID: "x", Engine: ioc.EngineSTIX, Root: And()}})
+	assert.ErrorIs(t, err, ErrInvalidTree)
+	deep := leaf(t, Cond{Fields: []Field{FileName}, Op: OpEq, Values: []string{"x"}})
+	for range MaxDepth + 1 {
+		deep = And(deep)
+	}
+	_, err = Compile([]*Tree{{ID: "x", Engine: ioc.EngineSTIX, Root: deep}})
+	assert.ErrorIs(t, err, ErrInvalidTree)
+}
+
+// TestIndexSelects checks that the index hands an event only the trees
+// whose keys it carries.
+func TestIndexSelects(t *testing.T) {
+	var trees []*Tree
+	for i := range 100 {
+		trees = append(trees, &Tree{ID: "t", Engine: ioc.EngineOpenIOC, Root: And(
+			leaf(t, Cond{Fields: []Field{FileName}, Op: OpEq, Values: []string{"name" + string(rune('a'+i%26)) + string(rune('a'+i/26))}}),
+			leaf(t, Cond{Fields: []Field{FileSize}, Op: OpGT, Values: []string{"1"}}),
+		)})
+	}
+	set, err := Compile(trees)
+	require.NoError(t, err)
+	assert.Empty(t, set.byField[FileSize], "the AND should be indexed by its equality, not by size")
+	ev := base(ioc.EventFile, "linux")
+	ev.File = &ioc.FileEvent{Path: "/tmp/namecb", Size: 10}
+	res := set.Eval(&ev, t0, nil)
+	require.Len(t, res, 1)
+	assert.Same(t, trees[2+26], res[0].Tree)
+	assert.Equal(t, FileName, res[0].Field)
+}

@@ -1,0 +1,459 @@
+package yara
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// Match is a rule that matched, with its non-private string matches.
+type Match struct {
+	Rule      string
+	Namespace string
+	Tags      []string
+	Meta      []Meta
+	Strings   []StringMatch
+}
+
+// StringMatch is one match of a string: its identifier (with '$'), the offset
+// in the data, and the matched bytes (at most MaxMatchData of them).
+type StringMatch struct {
+	ID     string
+	Offset int64
+	Data   []byte
+}
+
+// MaxMatchData is the largest number of bytes StringMatch.Data holds, as in
+// YARA; longer matches are truncated (the length used by !a is not).
+const MaxMatchData = 512
+
+// maxStringMatches is the most matches recorded per string, as in YARA.
+const maxStringMatches = 1000000
+
+// ScanOption configures one Scan or ScanFile call.
+type ScanOption func(*scanConfig)
+
+type scanConfig struct {
+	timeout time.Duration
+}
+
+// WithTimeout bounds the scan's duration; when it expires the scan stops
+// with an error wrapping ErrScanTimeout. Zero or negative means no timeout.
+func WithTimeout(d time.Duration) ScanOption {
+	return func(c *scanConfig) { c.timeout = d }
+}
+
+type smatch struct {
+	off int64
+	n   int32
+	pat int32
+}
+
+type scanCtx struct {
+	r       *Rules
+	data    []byte
+	matches [][]smatch
+	ruleRes []bool
+	vars    []val
+	cur     int
+	ep      val
+	epDone  bool
+	m       reMatcher
+}
+
+// acMachine is an Aho-Corasick automaton over atoms, as a full DFA.
+type acMachine struct {
+	next   []int32 // state*256 + byte
+	out    [][]acOut
+	hasOut []bool
+}
+
+type acOut struct {
+	pat  int32
+	back int32 // distance from the hit's end back to the match start
+}
+
+func (r *Rules) buildScanner() error {
+	type trieNode struct {
+		child map[byte]int32
+		out   []acOut
+	}
+	nodes := []trieNode{{child: map[byte]int32{}}}
+	for pi, p := range r.pats {
+		if len(p.atoms) == 0 || p.bol {
+			r.noAtom = append(r.noAtom, int32(pi))
+			continue
+		}
+		for _, a := range p.atoms {
+			s := int32(0)
+			for _, b := range a {
+				nx, ok := nodes[s].child[b]
+				if !ok {
+					nx = int32(len(nodes))
+					nodes = append(nodes, trieNode{child: map[byte]int32{}})
+					nodes[s].child[b] = nx
+				}
+				s = nx
+			}
+			nodes[s].out = append(nodes[s].out, acOut{pat: int32(pi), back: int32(len(a) + p.atomOff)})
+		}
+	}
+	n := len(nodes)
+	ac := &acMachine{next: make([]int32, n*256), out: make([][]acOut, n), hasOut: make([]bool, n)}
+	fail := make([]int32, n)
+	queue := make([]int32, 0, n)
+	for b := 0; b < 256; b++ {
+		if c, ok := nodes[0].child[byte(b)]; ok {
+			ac.next[b] = c
+			fail[c] = 0
+			queue = append(queue, c)
+		}
+	}
+	ac.out[0] = nodes[0].out
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		ac.out[s] = append(append([]acOut(nil), nodes[s].out...), ac.out[fail[s]]...)
+		for b := 0; b < 256; b++ {
+			if c, ok := nodes[s].child[byte(b)]; ok {
+				fail[c] = ac.next[int(fail[s])*256+b]
+				ac.next[int(s)*256+b] = c
+				queue = append(queue, c)
+			} else {
+				ac.next[int(s)*256+b] = ac.next[int(fail[s])*256+b]
+			}
+		}
+	}
+	for i := range ac.out {
+		ac.hasOut[i] = len(ac.out[i]) > 0
+	}
+	r.ac = ac
+	return nil
+}
+
+// ScanBytes scans data with every rule and returns the matching rules in
+// rule order. It is Scan without cancellation or timeout.
+func (r *Rules) ScanBytes(data []byte) ([]Match, error) {
+	return r.Scan(context.Background(), data)
+}
+
+// ScanFile reads the file at path and scans it like Scan.
+func (r *Rules) ScanFile(ctx context.Context, path string, opts ...ScanOption) ([]Match, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("yara: scan file: %w", err)
+	}
+	return r.Scan(ctx, b, opts...)
+}
+
+// Scan scans data and returns the matching rules in rule order. It stops
+// with ctx's error when ctx is done, and with an error wrapping
+// ErrScanTimeout when the WithTimeout duration passes.
+func (r *Rules) Scan(ctx context.Context, data []byte, opts ...ScanOption) ([]Match, error) {
+	var cfg scanConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, cfg.timeout, ErrScanTimeout)
+		defer cancel()
+	}
+	x, err := r.scan(ctx, data)
+	if err != nil {
+		if errors.Is(context.Cause(ctx), ErrScanTimeout) {
+			return nil, fmt.Errorf("yara: scan: %w after %v", ErrScanTimeout, cfg.timeout)
+		}
+		return nil, fmt.Errorf("yara: scan: %w", err)
+	}
+	return r.evaluate(ctx, x)
+}
+
+const ctxCheckEvery = 1 << 20
+
+func (r *Rules) scan(ctx context.Context, data []byte) (*scanCtx, error) {
+	x := &scanCtx{r: r, data: data, matches: make([][]smatch, len(r.strs))}
+	x.m.data = data
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ac := r.ac
+	next, hasOut := ac.next, ac.hasOut
+	state := int32(0)
+	for base := 0; base < len(data); base += ctxCheckEvery {
+		end := min(base+ctxCheckEvery, len(data))
+		for i := base; i < end; i++ {
+			state = next[int(state)<<8|int(data[i])]
+			if hasOut[state] {
+				for _, o := range ac.out[state] {
+					start := i + 1 - int(o.back)
+					if start >= 0 {
+						r.verify(x, int(o.pat), start)
+					}
+				}
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for _, pi := range r.noAtom {
+		p := r.pats[pi]
+		if p.bol {
+			r.verify(x, int(pi), 0)
+			continue
+		}
+		for base := 0; base < len(data); base += ctxCheckEvery / 16 {
+			end := min(base+ctxCheckEvery/16, len(data))
+			for i := base; i < end; i++ {
+				if p.first != nil && !p.first.has(data[i]) {
+					continue
+				}
+				r.verify(x, int(pi), i)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for i, ms := range x.matches {
+		if len(ms) < 2 {
+			continue
+		}
+		slices.SortStableFunc(ms, func(a, b smatch) int {
+			if a.off != b.off {
+				return cmpOrdered(a.off, b.off)
+			}
+			return int(a.pat - b.pat)
+		})
+		out := ms[:1]
+		for _, m := range ms[1:] {
+			if m.off != out[len(out)-1].off {
+				out = append(out, m)
+			}
+		}
+		x.matches[i] = out
+	}
+	return x, nil
+}
+
+func fullwordOK(data []byte, start, end int, wide bool) bool {
+	if wide {
+		if start >= 2 && data[start-1] == 0 && isAlnum(data[start-2]) {
+			return false
+		}
+		if end+1 < len(data) && data[end+1] == 0 && isAlnum(data[end]) {
+			return false
+		}
+		return true
+	}
+	if start > 0 && isAlnum(data[start-1]) {
+		return false
+	}
+	if end < len(data) && isAlnum(data[end]) {
+		return false
+	}
+	return true
+}
+
+func (r *Rules) verify(x *scanCtx, pi, start int) {
+	p := r.pats[pi]
+	data := x.data
+	var n int
+	if p.re == nil {
+		n = len(p.lit)
+		if start+n > len(data) {
+			return
+		}
+		seg := data[start : start+n]
+		if p.nocase {
+			for i, b := range seg {
+				if foldByte(b) != foldByte(p.lit[i]) {
+					return
+				}
+			}
+		} else if string(seg) != string(p.lit) {
+			return
+		}
+	} else {
+		m := &x.m
+		m.wide = p.wide
+		m.limit = min(len(data), start+reScanLimit)
+		n = m.matchAt(p.re, start)
+		if n <= 0 {
+			return
+		}
+	}
+	if p.fullword && !fullwordOK(data, start, start+n, p.wide) {
+		return
+	}
+	ms := x.matches[p.str]
+	if len(ms) >= maxStringMatches {
+		return
+	}
+	x.matches[p.str] = append(ms, smatch{off: int64(start), n: int32(n), pat: int32(pi)})
+}
+
+func foldByte(b byte) byte {
+	if b >= 'A' && b <= 'Z' {
+		return b + 32
+	}
+	return b
+}
+
+func (x *scanCtx) matchAt(si int, off int64) bool {
+	ms := x.matches[si]
+	i, found := slices.BinarySearchFunc(ms, off, func(m smatch, t int64) int { return cmpOrdered(m.off, t) })
+	_ = i
+	return found
+}
+
+func (x *scanCtx) countIn(si int, lo, hi int64) int {
+	ms := x.matches[si]
+	i, _ := slices.BinarySearchFunc(ms, lo, func(m smatch, t int64) int { return cmpOrdered(m.off, t) })
+	n := 0
+	for ; i < len(ms) && ms[i].off <= hi; i++ {
+		n++
+	}
+	return n
+}
+
+func (r *Rules) evaluate(ctx context.Context, x *scanCtx) ([]Match, error) {
+	x.ruleRes = make([]bool, len(r.rules))
+	maxSlots := 0
+	for _, ru := range r.rules {
+		maxSlots = max(maxSlots, ru.nslots)
+	}
+	x.vars = make([]val, maxSlots)
+	globalFail := false
+	for i, ru := range r.rules {
+		if i%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("yara: scan: %w", err)
+			}
+		}
+		v := ru.cond.ev(x)
+		x.ruleRes[i] = v.ok && v.i != 0
+		if ru.global && !x.ruleRes[i] {
+			globalFail = true
+		}
+	}
+	if globalFail {
+		return nil, nil
+	}
+	var out []Match
+	for i, ru := range r.rules {
+		if !x.ruleRes[i] || ru.private {
+			continue
+		}
+		m := Match{Rule: ru.name, Namespace: DefaultNamespace,
+			Tags: append([]string(nil), ru.tags...), Meta: append([]Meta(nil), ru.meta...)}
+		for _, si := range ru.strings {
+			s := r.strs[si]
+			if s.private {
+				continue
+			}
+			for _, sm := range x.matches[si] {
+				end := sm.off + int64(min(sm.n, MaxMatchData))
+				m.Strings = append(m.Strings, StringMatch{ID: s.id, Offset: sm.off,
+					Data: append([]byte(nil), x.data[sm.off:end]...)})
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// entrypoint returns the file offset of the entry point of a PE or ELF file,
+// or undefined.
+func (x *scanCtx) entrypoint() val {
+	if !x.epDone {
+		x.epDone = true
+		x.ep = entryPoint(x.data)
+	}
+	return x.ep
+}
+
+func entryPoint(d []byte) val {
+	if len(d) >= 0x40 && d[0] == 'M' && d[1] == 'Z' {
+		pe := int64(binary.LittleEndian.Uint32(d[0x3c:]))
+		if pe < 0 || pe+24 > int64(len(d)) || string(d[pe:pe+4]) != "PE\x00\x00" {
+			return undef
+		}
+		nsec := int64(binary.LittleEndian.Uint16(d[pe+6:]))
+		optSize := int64(binary.LittleEndian.Uint16(d[pe+20:]))
+		opt := pe + 24
+		if opt+20 > int64(len(d)) {
+			return undef
+		}
+		rva := int64(binary.LittleEndian.Uint32(d[opt+16:]))
+		sec := opt + optSize
+		for i := int64(0); i < nsec && i < 96; i++ {
+			h := sec + i*40
+			if h+40 > int64(len(d)) {
+				break
+			}
+			vsize := int64(binary.LittleEndian.Uint32(d[h+8:]))
+			vaddr := int64(binary.LittleEndian.Uint32(d[h+12:]))
+			rawSize := int64(binary.LittleEndian.Uint32(d[h+16:]))
+			raw := int64(binary.LittleEndian.Uint32(d[h+20:]))
+			size := max(vsize, rawSize)
+			if rva >= vaddr && rva < vaddr+size {
+				return vInt(raw + rva - vaddr)
+			}
+		}
+		return vInt(rva)
+	}
+	if len(d) >= 0x34 && string(d[:4]) == "\x7fELF" {
+		var bo binary.ByteOrder = binary.LittleEndian
+		if d[5] == 2 {
+			bo = binary.BigEndian
+		}
+		var entry, phoff, phentsize, phnum int64
+		is64 := d[4] == 2
+		if is64 {
+			if len(d) < 0x40 {
+				return undef
+			}
+			entry = int64(bo.Uint64(d[0x18:]))
+			phoff = int64(bo.Uint64(d[0x20:]))
+			phentsize = int64(bo.Uint16(d[0x36:]))
+			phnum = int64(bo.Uint16(d[0x38:]))
+		} else {
+			entry = int64(bo.Uint32(d[0x18:]))
+			phoff = int64(bo.Uint32(d[0x1c:]))
+			phentsize = int64(bo.Uint16(d[0x2a:]))
+			phnum = int64(bo.Uint16(d[0x2c:]))
+		}
+		for i := int64(0); i < phnum && i < 256; i++ {
+			h := phoff + i*phentsize
+			if h < 0 || h+phentsize > int64(len(d)) || phentsize < 32 {
+				break
+			}
+			var typ uint32
+			var off, vaddr, fsz int64
+			typ = bo.Uint32(d[h:])
+			if is64 {
+				if phentsize < 56 {
+					break
+				}
+				off = int64(bo.Uint64(d[h+8:]))
+				vaddr = int64(bo.Uint64(d[h+16:]))
+				fsz = int64(bo.Uint64(d[h+32:]))
+			} else {
+				off = int64(bo.Uint32(d[h+4:]))
+				vaddr = int64(bo.Uint32(d[h+8:]))
+				fsz = int64(bo.Uint32(d[h+16:]))
+			}
+			if typ == 1 && entry >= vaddr && entry < vaddr+fsz {
+				return vInt(off + entry - vaddr)
+			}
+		}
+		return undef
+	}
+	return undef
+}
