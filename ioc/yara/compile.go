@@ -780,8 +780,9 @@ func (c *compiler) binary(op ast.OperatorType, a, b *cexpr) (*cexpr, error) {
 					if x == 0 || y == 0 {
 						return 0, true, false
 					}
-					r := x * y
-					return r, true, r/y != x || (x == -1 && y == math.MinInt64) || (y == -1 && x == math.MinInt64)
+					// YARA's check: |x| > MaxInt64/|y| is an overflow.
+					ax, ay := absU(x), absU(y)
+					return x * y, true, ax > uint64(math.MaxInt64)/ay
 				}
 			default:
 				f = func(x, y int64) (int64, bool, bool) {
@@ -949,6 +950,13 @@ func (c *compiler) binary(op ast.OperatorType, a, b *cexpr) (*cexpr, error) {
 		}}), nil
 	}
 	return nil, c.errf(ErrSyntax, string(op), "unknown operator %q", op)
+}
+
+func absU(x int64) uint64 {
+	if x < 0 {
+		return uint64(-(x + 1)) + 1
+	}
+	return uint64(x)
 }
 
 func cmpOrdered[T int64 | float64](a, b T) int {

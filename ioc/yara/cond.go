@@ -285,6 +285,16 @@ func (c *compiler) ruleSet(n ast.Node) ([]int, error) {
 					}
 				}
 			}
+			// Like YARA, the rule being declared is part of its own wildcard
+			// set; its value is false while its condition is evaluated.
+			if strings.HasPrefix(c.cur.name, pre) {
+				found = true
+				self := len(c.out.rules)
+				if !seen[self] {
+					seen[self] = true
+					out = append(out, self)
+				}
+			}
 			if !found {
 				return nil, c.errf(ErrUndefined, name, "undefined rule identifier %s", name)
 			}

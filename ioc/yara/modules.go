@@ -22,12 +22,13 @@ func argsMatch(args []*cexpr, want ...vtype) bool {
 	return true
 }
 
-// dataRange returns data[off:off+size], or ok false when out of bounds.
+// dataRange returns data[off:off+size], or ok false when off is out of bounds.
 func dataRange(data []byte, o, s val) ([]byte, bool) {
-	if !o.ok || !s.ok || o.i < 0 || s.i < 0 || o.i > int64(len(data)) || s.i > int64(len(data))-o.i {
+	if !o.ok || !s.ok || o.i < 0 || s.i < 0 || o.i > int64(len(data)) {
 		return nil, false
 	}
-	return data[o.i : o.i+s.i], true
+	// Like YARA, a range that runs past the end is cut at the end.
+	return data[o.i : o.i+min(s.i, int64(len(data))-o.i)], true
 }
 
 // bytesArg builds an evaluator for a function over bytes that takes either

@@ -631,12 +631,16 @@ func (m *reMatcher) wordAt(pos int) bool {
 	return isWordByte(m.data[pos])
 }
 
+// wideWordAt reports whether a wide (UTF-16LE) word character starts at pos.
+func (m *reMatcher) wideWordAt(pos int) bool {
+	return pos >= 0 && pos+1 < len(m.data) && isWordByte(m.data[pos]) && m.data[pos+1] == 0
+}
+
 func (m *reMatcher) boundary(pos int) bool {
-	w := 1
 	if m.wide {
-		w = 2
+		return m.wideWordAt(pos-2) != m.wideWordAt(pos)
 	}
-	return m.wordAt(pos-w) != m.wordAt(pos)
+	return m.wordAt(pos-1) != m.wordAt(pos)
 }
 
 func (m *reMatcher) match(n *reNode, pos int, k func(int) bool) bool {

@@ -173,9 +173,6 @@ func (c *compiler) compileString(s ast.String) error {
 		if err != nil {
 			return strErr(ErrInvalidString, "invalid regular expression: %v", err)
 		}
-		if mn, _ := minMaxLen(re); mn == 0 && !hasClass(re) {
-			return strErr(ErrInvalidString, "regular expression matches only the empty string")
-		}
 		warnSlow = hasUnboundedAny(re)
 		if t.ASCII || !t.Wide {
 			pats = append(pats, &pattern{re: re, fullword: t.Fullword})
