@@ -14,6 +14,7 @@ import (
 // A Builder is not safe for concurrent use, and cannot be used after Build.
 type Builder struct {
 	s     *Set
+	arena strings.Builder // becomes Set.arena: Build takes its string without a copy
 	metas map[string]uint32
 	added int
 	err   error
@@ -147,10 +148,10 @@ func (b *Builder) strTable(k Kind) *keyTable {
 
 // intern appends str to the arena and returns its offset + 1.
 func (b *Builder) intern(str string) uint32 {
-	s := b.s
-	off := uint32(len(s.arena)) + 1
-	s.arena = binary.AppendUvarint(s.arena, uint64(len(str)))
-	s.arena = append(s.arena, str...)
+	off := uint32(b.arena.Len()) + 1
+	var n [binary.MaxVarintLen64]byte
+	b.arena.Write(binary.AppendUvarint(n[:0], uint64(len(str))))
+	b.arena.WriteString(str)
 	return off
 }
 
@@ -190,6 +191,7 @@ func (b *Builder) Build() (*Set, error) {
 		return nil, b.err
 	}
 	s := b.s
-	b.s, b.metas = nil, nil
+	s.arena = b.arena.String()
+	b.s, b.metas, b.arena = nil, nil, strings.Builder{}
 	return s, nil
 }

@@ -22,7 +22,7 @@ import (
 type Set struct {
 	entries []entry
 	metas   []meta
-	arena   []byte // ids and original values, each a uvarint length and bytes
+	arena   string // ids and original values, each a uvarint length and bytes
 
 	hashes   [KindSHA512 + 1]*keyTable // by kind: md5, sha1, sha256, sha512
 	addrs    *keyTable                 // exact addresses, 16-byte keys
@@ -66,7 +66,7 @@ func (s *Set) SizeBytes() int {
 	if s == nil {
 		return 0
 	}
-	n := 48*cap(s.entries) + cap(s.arena) + 24*cap(s.prefixes)
+	n := 48*cap(s.entries) + len(s.arena) + 24*cap(s.prefixes)
 	for _, m := range s.metas {
 		n += 64 + len(m.source) + len(m.description) + 16*len(m.tags)
 	}
@@ -104,11 +104,17 @@ func (s *Set) All() iter.Seq[Indicator] {
 
 // indicator rebuilds the Indicator of entry i.
 func (s *Set) indicator(i uint32) Indicator {
+	return s.indicatorWithValue(i, s.value(&s.entries[i]))
+}
+
+// indicatorWithValue rebuilds the Indicator of entry i whose normalized
+// value the caller already has.
+func (s *Set) indicatorWithValue(i uint32, value string) Indicator {
 	e := &s.entries[i]
 	m := &s.metas[e.meta]
 	ind := Indicator{
 		Kind:        e.kind,
-		Value:       s.value(e),
+		Value:       value,
 		Source:      m.source,
 		Severity:    m.severity,
 		Score:       int(m.score),
@@ -151,9 +157,23 @@ func (s *Set) value(e *entry) string {
 }
 
 func (s *Set) str(off uint32) string {
-	b := s.arena[off-1:]
-	n, w := binary.Uvarint(b)
-	return string(b[w : w+int(n)])
+	n, w := uvarint(s.arena[off-1:])
+	return s.arena[off-1+uint32(w) : off-1+uint32(w)+uint32(n)]
+}
+
+// uvarint decodes a uvarint at the start of s (binary.Uvarint for strings).
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	var shift uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			return x | uint64(c)<<shift, i + 1
+		}
+		x |= uint64(c&0x7f) << shift
+		shift += 7
+	}
+	return 0, 0
 }
 
 // active reports whether entry i's validity window holds now.
@@ -243,12 +263,19 @@ type matching struct {
 	windows bool // the host is a Windows host
 }
 
-// emit appends the active entries of the chain starting at head.
-func (m *matching) emit(head uint32, field, observable string, keep func(*entry) bool) {
+// emit appends the active entries of the chain starting at head. For kinds
+// matched by equality, exact says the observable is the indicators' value.
+func (m *matching) emit(head uint32, field, observable string, exact bool, keep func(*entry) bool) {
 	for i := head; ; {
 		e := &m.s.entries[i]
 		if m.s.active(i, m.now) && (keep == nil || keep(e)) {
-			m.dst = append(m.dst, Match{Indicator: m.s.indicator(i), Field: field, Observable: observable})
+			var ind Indicator
+			if exact && e.orig == 0 {
+				ind = m.s.indicatorWithValue(i, observable)
+			} else {
+				ind = m.s.indicator(i)
+			}
+			m.dst = append(m.dst, Match{Indicator: ind, Field: field, Observable: observable})
 		}
 		if e.next == 0 {
 			return
@@ -268,7 +295,7 @@ func (m *matching) hash(k Kind, field, v string) {
 		return
 	}
 	if head, ok := t.find(key); ok {
-		m.emit(head, field, strings.ToLower(v), nil)
+		m.emit(head, field, lowerASCIIOrFold(v), true, nil)
 	}
 }
 
@@ -283,19 +310,24 @@ func (m *matching) addr(field, v string) bool {
 	var obs string
 	observable := func() string {
 		if obs == "" {
-			obs = a.String()
+			var buf [48]byte
+			if b := a.AppendTo(buf[:0]); string(b) == v {
+				obs = v
+			} else {
+				obs = string(b)
+			}
 		}
 		return obs
 	}
 	if t := m.s.addrs; t != nil {
 		k := a.As16()
 		if head, ok := t.find(k[:]); ok {
-			m.emit(head, field, observable(), nil)
+			m.emit(head, field, observable(), true, nil)
 		}
 	}
 	if len(m.s.prefixes) > 0 {
 		if head, ok := m.s.cidrs.Lookup(a); ok {
-			m.emit(head, field, observable(), nil)
+			m.emit(head, field, observable(), false, nil)
 		}
 	}
 	return true
@@ -312,7 +344,7 @@ func (m *matching) host(field, v string) {
 	if t := m.s.strs[KindDomain]; t != nil {
 		for rest := d; ; {
 			if head, ok := t.findString(rest); ok {
-				m.emit(head, field, d, nil)
+				m.emit(head, field, d, rest == d, nil)
 			}
 			i := strings.IndexByte(rest, '.')
 			if i < 0 {
@@ -360,7 +392,7 @@ func (m *matching) path(field, v string) {
 	}
 	n := normalizePath(strings.TrimSpace(v))
 	m.lookup(KindFilePath, field, n, n)
-	m.s.globs.match(n, func(i uint32) { m.emit(i, field, n, nil) })
+	m.s.globs.match(n, func(i uint32) { m.emit(i, field, n, false, nil) })
 }
 
 // name looks a file or process name up; on a Windows host case is
@@ -378,10 +410,10 @@ func (m *matching) name(k Kind, field, v string) {
 		return
 	}
 	if m.windows {
-		m.emit(head, field, v, nil)
+		m.emit(head, field, v, false, nil)
 		return
 	}
-	m.emit(head, field, v, func(e *entry) bool { return m.s.value(e) == v })
+	m.emit(head, field, v, true, func(e *entry) bool { return m.s.value(e) == v })
 }
 
 func (m *matching) registry(key, valueName string) {
@@ -399,7 +431,7 @@ func (m *matching) registry(key, valueName string) {
 func (m *matching) lookup(k Kind, field, key, observable string) {
 	if t := m.s.strs[k]; t != nil {
 		if head, ok := t.findString(key); ok {
-			m.emit(head, field, observable, nil)
+			m.emit(head, field, observable, key == observable, nil)
 		}
 	}
 }
