@@ -471,10 +471,10 @@ type Flow struct {
 // addresses. The host may always open Protocol connections to Addrs on
 // Port, and receive their replies.
 type Endpoint struct {
-	Name     string       // what was configured, e.g. "nats.example.com:4222"; free text, for people
-	Protocol Protocol     // ProtocolTCP or ProtocolUDP
-	Addrs    []netip.Addr // at least one; IPv4 and IPv6 as resolved
-	Port     uint16       // non-zero
+	Name     string       `json:"name"`     // what was configured, e.g. "nats.example.com:4222"; free text, for people
+	Protocol Protocol     `json:"protocol"` // ProtocolTCP or ProtocolUDP
+	Addrs    []netip.Addr `json:"addrs"`    // at least one; IPv4 and IPv6 as resolved
+	Port     uint16       `json:"port"`     // non-zero
 }
 
 // Validate checks the endpoint; it returns a *RuleError.
