@@ -1,0 +1,281 @@
+// Package bustest runs NATS JetStream servers inside a test: a Bus on a
+// per-test embedded server, a standalone server on a loopback port that
+// can be restarted, and an in-process cluster of several nodes. Every
+// server keeps its data in t.TempDir() and is shut down at cleanup; every
+// listener is on 127.0.0.1 with a port picked by the system.
+//
+// # Usage
+//
+//	b := bustest.New(t, bus.Config{})          // embedded, in-process
+//	srv := bustest.StartServer(t)              // for clients by URL
+//	cl := bustest.StartCluster(t, 3)           // cl.URLs(), cl.Stop(1)
+//
+// # Concurrency
+//
+// Server and Cluster methods are safe for concurrent use.
+package bustest
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/cordonsec/cordon/bus"
+)
+
+// readyTimeout bounds how long a server may take to accept clients.
+const readyTimeout = 20 * time.Second
+
+// New opens a Bus on an embedded in-process server, with cfg.DataDir set
+// to a fresh t.TempDir() when empty, and closes it at cleanup. It fails
+// the test on error.
+func New(t testing.TB, cfg bus.Config) *bus.Bus {
+	t.Helper()
+	if cfg.DataDir == "" && len(cfg.URLs) == 0 {
+		cfg.DataDir = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	b, err := bus.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("bustest: open bus: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = b.Close(ctx)
+	})
+	return b
+}
+
+// Server is a standalone JetStream server listening on 127.0.0.1.
+type Server struct {
+	mu   sync.Mutex
+	opts server.Options
+	srv  *server.Server
+}
+
+// StartServer starts a JetStream server on a free loopback port with its
+// store in t.TempDir(), shut down at cleanup. It fails the test on error.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{opts: server.Options{
+		ServerName: "bustest",
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   t.TempDir(),
+		NoLog:      true,
+		NoSigs:     true,
+	}}
+	if err := s.start(); err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	opts := s.opts
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		return fmt.Errorf("server %s: %w", s.opts.ServerName, err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(readyTimeout) {
+		srv.Shutdown()
+		return fmt.Errorf("server %s not ready in %v", s.opts.ServerName, readyTimeout)
+	}
+	// Keep the ports, so that a restart comes back at the same address.
+	if s.opts.Port == server.RANDOM_PORT {
+		u, _ := url.Parse(srv.ClientURL())
+		s.opts.Port, _ = strconv.Atoi(u.Port())
+	}
+	if s.opts.Cluster.Port == server.RANDOM_PORT {
+		if a := srv.ClusterAddr(); a != nil {
+			s.opts.Cluster.Port = a.Port
+		}
+	}
+	s.srv = srv
+	return nil
+}
+
+// URL is the server's client URL ("nats://127.0.0.1:port"); it stays the
+// same across Restart.
+func (s *Server) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("nats://%s:%d", s.opts.Host, s.opts.Port)
+}
+
+// NATS is the running server, or nil when stopped.
+func (s *Server) NATS() *server.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv
+}
+
+// Stop shuts the server down and waits until it is down. It is
+// idempotent.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
+}
+
+// Restart stops the server and starts it again on the same port with the
+// same store. It fails the test on error.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	if err := s.start(); err != nil {
+		t.Fatalf("bustest: restart: %v", err)
+	}
+}
+
+// Cluster is a set of JetStream servers routed to each other.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// StartCluster starts n JetStream servers in one cluster on loopback
+// ports, each with its own store in t.TempDir(), and waits until
+// JetStream has a meta leader. They are shut down at cleanup. It fails the
+// test on error.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	if n < 1 {
+		t.Fatalf("bustest: cluster of %d nodes", n)
+	}
+	c := &Cluster{}
+	name := fmt.Sprintf("bustest-%d", time.Now().UnixNano())
+	for i := range n {
+		s := &Server{opts: server.Options{
+			ServerName: fmt.Sprintf("node-%d", i),
+			Host:       "127.0.0.1",
+			Port:       server.RANDOM_PORT,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoLog:      true,
+			NoSigs:     true,
+			Cluster: server.ClusterOpts{
+				Name: name,
+				Host: "127.0.0.1",
+				Port: server.RANDOM_PORT,
+			},
+		}}
+		// Route to the nodes already up; they gossip the rest.
+		for _, o := range c.Nodes {
+			s.opts.Routes = append(s.opts.Routes, o.routeURL())
+		}
+		if err := s.start(); err != nil {
+			t.Fatalf("bustest: %v", err)
+		}
+		t.Cleanup(s.Stop)
+		c.Nodes = append(c.Nodes, s)
+	}
+	// A restarted node must find the others: give every node every route.
+	for i, s := range c.Nodes {
+		s.mu.Lock()
+		s.opts.Routes = nil
+		for j, o := range c.Nodes {
+			if i != j {
+				s.opts.Routes = append(s.opts.Routes, o.routeURLLocked())
+			}
+		}
+		s.mu.Unlock()
+	}
+	c.WaitReady(t)
+	return c
+}
+
+func (s *Server) routeURL() *url.URL {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.routeURLLocked()
+}
+
+func (s *Server) routeURLLocked() *url.URL {
+	return &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("%s:%d", s.opts.Cluster.Host, s.opts.Cluster.Port)}
+}
+
+// URLs are the client URLs of all nodes, running or not.
+func (c *Cluster) URLs() []string {
+	urls := make([]string, len(c.Nodes))
+	for i, s := range c.Nodes {
+		urls[i] = s.URL()
+	}
+	return urls
+}
+
+// Stop shuts node i down.
+func (c *Cluster) Stop(i int) { c.Nodes[i].Stop() }
+
+// Restart starts node i again with its store and ports, and waits until
+// the cluster is ready.
+func (c *Cluster) Restart(t testing.TB, i int) {
+	t.Helper()
+	c.Nodes[i].Restart(t)
+	c.WaitReady(t)
+}
+
+// WaitReady waits until every running node sees a JetStream meta leader
+// and the routes between running nodes are up. It fails the test after
+// 30s.
+func (c *Cluster) WaitReady(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		running := 0
+		for _, s := range c.Nodes {
+			if s.NATS() != nil {
+				running++
+			}
+		}
+		ready := true
+		for _, s := range c.Nodes {
+			srv := s.NATS()
+			if srv == nil {
+				continue
+			}
+			if srv.NumRoutes() < running-1 || !srv.JetStreamEnabled() {
+				ready = false
+				break
+			}
+			if leaderOf(srv) == "" {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bustest: cluster not ready after 30s")
+		}
+		<-tick.C
+	}
+}
+
+func leaderOf(srv *server.Server) string {
+	js, err := srv.Jsz(&server.JSzOptions{LeaderOnly: false})
+	if err != nil || js == nil || js.Meta == nil {
+		return ""
+	}
+	return js.Meta.Leader
+}
