@@ -1,0 +1,268 @@
+package loki
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/logic"
+)
+
+// List is the kind of a Loki list.
+type List uint8
+
+// The lists.
+const (
+	HashList     List = iota + 1 // hash-iocs.txt
+	FilenameList                 // filename-iocs.txt
+	C2List                       // c2-iocs.txt
+)
+
+func (l List) String() string {
+	switch l {
+	case HashList:
+		return "hash"
+	case FilenameList:
+		return "filename"
+	case C2List:
+		return "c2"
+	}
+	return "list(" + strconv.Itoa(int(l)) + ")"
+}
+
+// ListOf returns the list a file holds, from its name: names containing
+// "hash-iocs", "filename-iocs" or "c2-iocs" (Loki's own, and custom lists
+// named after them, such as "my-hash-iocs.txt").
+func ListOf(name string) (List, bool) {
+	n := strings.ToLower(path.Base(strings.ReplaceAll(name, `\`, "/")))
+	switch {
+	case strings.Contains(n, "hash-iocs"):
+		return HashList, true
+	case strings.Contains(n, "filename-iocs"):
+		return FilenameList, true
+	case strings.Contains(n, "c2-iocs"):
+		return C2List, true
+	}
+	return 0, false
+}
+
+// Config says how to read one list. The zero value is usable.
+type Config struct {
+	// Name is the list's name: the file named in errors and the Source of
+	// its indicators. Default: the list's usual file name.
+	Name string
+	// Severity is the severity of entries without a score. Default:
+	// SeverityUnknown.
+	Severity ioc.Severity
+}
+
+// Result is what a list holds.
+type Result struct {
+	// Indicators are the atomic indicators (hash and C2 lists).
+	Indicators []ioc.Indicator
+	// Trees are the file name rules (engine atomic, rule "<file>:<line>",
+	// reported with one file-path indicator whose value is the regex).
+	Trees []*logic.Tree
+}
+
+// MaxLine is the longest line a list may have, in bytes.
+const MaxLine = 1 << 20
+
+// Parse reads a list of kind list from r. It returns an *Error for the
+// first bad line: a value that is not a digest, address, prefix or domain,
+// a score that is not an integer, a regular expression that does not
+// compile, too many fields.
+func Parse(r io.Reader, list List, cfg Config) (*Result, error) {
+	name := cfg.Name
+	if name == "" {
+		switch list {
+		case HashList:
+			name = "hash-iocs.txt"
+		case FilenameList:
+			name = "filename-iocs.txt"
+		default:
+			name = "c2-iocs.txt"
+		}
+	}
+	if list < HashList || list > C2List {
+		return nil, &Error{File: name, Reason: fmt.Sprintf("unknown list kind %d", list)}
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), MaxLine)
+	res := &Result{}
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(string(bytes.TrimPrefix(sc.Bytes(), []byte("\ufeff"))))
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		var err error
+		switch list {
+		case HashList:
+			err = res.hash(text, name, cfg.Severity)
+		case FilenameList:
+			err = res.filename(text, name, line, cfg.Severity)
+		case C2List:
+			err = res.c2(text, name, cfg.Severity)
+		}
+		if err != nil {
+			return nil, &Error{File: name, Line: line, Reason: err.Error()}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, &Error{File: name, Line: line + 1, Reason: fmt.Sprintf("line longer than %d bytes", MaxLine)}
+		}
+		return nil, &Error{File: name, Reason: err.Error()}
+	}
+	return res, nil
+}
+
+// score parses a Loki score and returns it clamped to 0-100 with its
+// severity.
+func score(s string) (int, ioc.Severity, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 0 {
+		return 0, 0, fmt.Errorf("score %q is not a non-negative integer", s)
+	}
+	n = min(n, 100)
+	return n, severityOf(n), nil
+}
+
+func severityOf(score int) ioc.Severity {
+	switch {
+	case score >= 90:
+		return ioc.SeverityCritical
+	case score >= 70:
+		return ioc.SeverityHigh
+	case score >= 40:
+		return ioc.SeverityMedium
+	}
+	return ioc.SeverityLow
+}
+
+func (res *Result) add(ind ioc.Indicator) error {
+	n, err := ind.Normalized()
+	if err != nil {
+		var ie *ioc.IndicatorError
+		if errors.As(err, &ie) {
+			return fmt.Errorf("%s %q: %s", ind.Kind, ind.Value, ie.Reason)
+		}
+		return err
+	}
+	res.Indicators = append(res.Indicators, n)
+	return nil
+}
+
+func (res *Result) hash(text, name string, sev ioc.Severity) error {
+	parts := strings.SplitN(text, ";", 3)
+	h := strings.TrimSpace(parts[0])
+	ind := ioc.Indicator{Value: h, Source: name, Severity: sev}
+	switch len(h) {
+	case 32:
+		ind.Kind = ioc.KindMD5
+	case 40:
+		ind.Kind = ioc.KindSHA1
+	case 64:
+		ind.Kind = ioc.KindSHA256
+	case 128:
+		ind.Kind = ioc.KindSHA512
+	default:
+		return fmt.Errorf("%q is not an MD5, SHA-1, SHA-256 or SHA-512 digest (it has %d characters)", h, len(h))
+	}
+	switch len(parts) {
+	case 2:
+		ind.Description = strings.TrimSpace(parts[1])
+	case 3:
+		var err error
+		if ind.Score, ind.Severity, err = score(parts[1]); err != nil {
+			return err
+		}
+		ind.Description = strings.TrimSpace(parts[2])
+	}
+	return res.add(ind)
+}
+
+func (res *Result) c2(text, name string, sev ioc.Severity) error {
+	parts := strings.Split(text, ";")
+	if len(parts) > 2 {
+		return fmt.Errorf("%d fields; a C2 entry is VALUE or VALUE;SCORE", len(parts))
+	}
+	v := strings.TrimSpace(parts[0])
+	ind := ioc.Indicator{Value: v, Source: name, Severity: sev}
+	if len(parts) == 2 {
+		var err error
+		if ind.Score, ind.Severity, err = score(parts[1]); err != nil {
+			return err
+		}
+	}
+	switch a, err := netip.ParseAddr(strings.Trim(v, "[]")); {
+	case strings.Contains(v, "/"):
+		ind.Kind = ioc.KindCIDR
+	case err == nil && a.Unmap().Is4():
+		ind.Kind = ioc.KindIPv4
+	case err == nil:
+		ind.Kind = ioc.KindIPv6
+	default:
+		ind.Kind = ioc.KindDomain
+	}
+	return res.add(ind)
+}
+
+func (res *Result) filename(text, name string, line int, sev ioc.Severity) error {
+	parts := strings.Split(text, ";")
+	if len(parts) > 3 {
+		return fmt.Errorf("%d fields; a file name entry is REGEX;SCORE;FALSE_POSITIVE_REGEX", len(parts))
+	}
+	pattern := strings.TrimSpace(parts[0])
+	if pattern == "" {
+		return fmt.Errorf("empty regular expression")
+	}
+	sc := 0
+	if len(parts) >= 2 && strings.TrimSpace(parts[1]) != "" {
+		var err error
+		if sc, sev, err = score(parts[1]); err != nil {
+			return err
+		}
+	}
+	fields := []logic.Field{logic.FilePath, logic.ProcPath}
+	match, err := logic.NewCond(logic.Cond{Fields: fields, Op: logic.OpRegex, Values: []string{pattern}})
+	if err != nil {
+		return fmt.Errorf("regular expression %q: %s", pattern, reason(err))
+	}
+	root := match
+	if len(parts) == 3 && strings.TrimSpace(parts[2]) != "" {
+		fp := strings.TrimSpace(parts[2])
+		notFP, err := logic.NewCond(logic.Cond{Fields: fields, Op: logic.OpRegex, Values: []string{fp}, Negate: true})
+		if err != nil {
+			return fmt.Errorf("false-positive regular expression %q: %s", fp, reason(err))
+		}
+		root = logic.And(match, notFP)
+	}
+	id := fmt.Sprintf("%s:%d", name, line)
+	res.Trees = append(res.Trees, &logic.Tree{
+		ID: id, Engine: ioc.EngineAtomic, Source: name, Severity: sev, Name: pattern, Root: root,
+		Indicators: []ioc.Indicator{{ID: "loki:" + id, Kind: ioc.KindFilePath, Value: pattern, Source: name, Severity: sev, Score: sc}},
+	})
+	return nil
+}
+
+// reason strips the package prefix of a logic error.
+func reason(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "regular expression "); i >= 0 {
+		if j := strings.Index(s[i:], ": "); j >= 0 {
+			return s[i+j+2:]
+		}
+	}
+	return s
+}
+
