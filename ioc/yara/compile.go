@@ -178,6 +178,10 @@ type compiler struct {
 	forOfDepth int // depth of for..of loops (anonymous string allowed)
 }
 
+// catchPanics turns an internal panic during Compile into an error; the fuzz
+// tests turn it off so that such bugs surface.
+var catchPanics = true
+
 var implementedModules = map[string]bool{"hash": true, "math": true}
 
 // Compile compiles YARA source into Rules. Errors are *CompileError values
@@ -189,6 +193,9 @@ func Compile(src string, opts ...CompileOption) (rules *Rules, err error) {
 		o(cfg)
 	}
 	defer func() {
+		if !catchPanics {
+			return
+		}
 		if r := recover(); r != nil {
 			rules, err = nil, &CompileError{Kind: ErrSyntax, Line: 1, Msg: fmt.Sprintf("internal error: %v", r)}
 		}
@@ -291,11 +298,31 @@ func (c *compiler) parseError(err error) error {
 			gyperror.UnterminatedRegexError, gyperror.UnterminatedStringError:
 			kind = ErrInvalidString
 		}
-		file, line := c.pp.position(ge.Line)
-		if ge.Line <= 0 {
-			line = 1
+		gl := ge.Line
+		if gl <= 0 {
+			gl = 1
 		}
-		return &CompileError{Kind: kind, File: file, Line: line, Msg: ge.Message}
+		col := 0
+		// gyp reports the line where the parser stopped; for an error that
+		// names a token, find that token's last occurrence up to there.
+		if i := strings.LastIndex(ge.Message, ": "); i >= 0 && gl <= len(c.lineOff) {
+			tok := strings.Trim(ge.Message[i+2:], `"`)
+			end := len(c.pp.text)
+			if gl < len(c.lineOff) {
+				end = c.lineOff[gl]
+			}
+			if tok != "" && !strings.ContainsAny(tok, " \n") {
+				if at := strings.LastIndex(c.pp.text[:end], tok); at >= 0 {
+					l := 1
+					for l < len(c.lineOff) && c.lineOff[l] <= at {
+						l++
+					}
+					gl, col = l, at-c.lineOff[l-1]+1
+				}
+			}
+		}
+		file, line := c.pp.position(gl)
+		return &CompileError{Kind: kind, File: file, Line: line, Column: col, Msg: ge.Message}
 	}
 	return &CompileError{Kind: ErrSyntax, Line: 1, Msg: err.Error()}
 }

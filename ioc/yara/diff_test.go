@@ -1,0 +1,191 @@
+package yara
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// diffRules are rules of our own making for the differential test against
+// the yara command; they cover the common string shapes and conditions.
+const diffRules = `
+rule text_plain { strings: $a = "malware" condition: $a }
+rule text_nocase { strings: $a = "PowerShell" nocase condition: #a >= 1 }
+rule text_wide { strings: $a = "kernel32" wide condition: $a }
+rule text_wide_ascii { strings: $a = "cmd.exe" wide ascii nocase condition: any of them }
+rule text_fullword { strings: $a = "run" fullword condition: $a }
+rule text_xor { strings: $a = "secret" xor(1-31) condition: $a }
+rule text_b64 { strings: $a = "http://" base64 condition: $a }
+rule hex_plain { strings: $a = { 4D 5A 90 00 } condition: $a }
+rule hex_wild { strings: $a = { E8 ?? ?? ?? ?? 5? 8B } condition: $a }
+rule hex_jump { strings: $a = { 55 8B EC [2-12] C3 } condition: $a }
+rule hex_alt { strings: $a = { 6A ( 00 | 01 | 0? 40 ) 68 } condition: #a > 0 }
+rule hex_unbounded { strings: $a = { 50 4B [-] 03 04 } condition: $a }
+rule re_simple { strings: $a = /evil[0-9]{2,4}\.com/ condition: $a }
+rule re_lazy { strings: $a = /begin.{1,40}?end/s condition: $a }
+rule re_class { strings: $a = /[a-f0-9]{8}-[a-f0-9]{4}/ condition: $a }
+rule re_alt { strings: $a = /(GET|POST) \/[a-z]+/ condition: $a }
+rule re_nocase_wide { strings: $a = /ad(min|mn)/ nocase wide ascii condition: $a }
+rule re_bytes { strings: $a = /\xE9[\x00-\x10]\xC3/ condition: $a }
+rule re_word { strings: $a = /\bpass\w*\b/ condition: $a }
+rule cond_count { strings: $a = "ab" condition: #a > 3 and @a[2] > @a[1] }
+rule cond_of { strings: $a = "xyz" $b = "uvw" $c = "rst" condition: 2 of them }
+rule cond_for { strings: $a = "ab" condition: for any i in (1..#a) : (uint8(@a[i] + 2) == 0x63) }
+rule cond_range { strings: $a = "MZ" condition: $a in (0..100) or filesize < 10 }
+rule cond_int { condition: uint32be(0) != 0 and int16(2) < 1000 }
+rule cond_ref { condition: text_plain or hex_plain }
+`
+
+// yaraHit is one string match as printed by yara -s.
+type yaraHit struct {
+	rule, id string
+	off      int64
+}
+
+func runYara(t *testing.T, bin, rulesPath, dataPath string) (map[string]bool, []yaraHit) {
+	t.Helper()
+	out, err := exec.Command(bin, "-w", "-s", rulesPath, dataPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("yara: %v\n%s", err, out)
+	}
+	rules := map[string]bool{}
+	var hits []yaraHit
+	cur := ""
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "0x") {
+			parts := strings.SplitN(line, ":", 3)
+			if len(parts) < 2 {
+				t.Fatalf("unexpected yara output %q", line)
+			}
+			off, err := strconv.ParseInt(parts[0][2:], 16, 64)
+			if err != nil {
+				t.Fatalf("unexpected yara output %q", line)
+			}
+			hits = append(hits, yaraHit{rule: cur, id: parts[1], off: off})
+			continue
+		}
+		name, _, _ := strings.Cut(line, " ")
+		cur = name
+		rules[name] = true
+	}
+	return rules, hits
+}
+
+// diffData builds deterministic mixed data with the rules' strings planted.
+func diffData(seed uint64, size int) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	plants := [][]byte{
+		[]byte("malware"), []byte("POWERSHELL"), []byte("k\x00e\x00r\x00n\x00e\x00l\x003\x002\x00"),
+		[]byte("CMD.EXE"), []byte("C\x00m\x00D\x00.\x00e\x00x\x00e\x00"), []byte(" run "), []byte("rerun"),
+		[]byte("aHR0cDovL"), []byte("MZ\x90\x00"), []byte("\xE8\x01\x02\x03\x04\x55\x8B"),
+		[]byte("\x55\x8B\xEC\x01\x02\x03\xC3"), []byte("\x6A\x00\x68"), []byte("\x6A\x140\x68"),
+		[]byte("PK....\x03\x04"), []byte("evil123.com"), []byte("begin---\n---end"),
+		[]byte("deadbeef-cafe"), []byte("GET /index"), []byte("POST /x"), []byte("A\x00d\x00M\x00i\x00n\x00"),
+		[]byte("\xE9\x05\xC3"), []byte(" password1 "), []byte("ababab"), []byte("xyz uvw"), []byte("abc"),
+	}
+	key := byte(rng.IntN(31) + 1)
+	xs := []byte("secret")
+	for i := range xs {
+		xs[i] ^= key
+	}
+	plants = append(plants, xs)
+	var b bytes.Buffer
+	for b.Len() < size {
+		switch rng.IntN(4) {
+		case 0:
+			b.Write(plants[rng.IntN(len(plants))])
+		case 1:
+			n := rng.IntN(64)
+			for i := 0; i < n; i++ {
+				b.WriteByte(byte(rng.IntN(256)))
+			}
+		case 2:
+			n := rng.IntN(64)
+			for i := 0; i < n; i++ {
+				b.WriteByte("abcdefghijklmnopqrstuvwxyz .\n"[rng.IntN(29)])
+			}
+		default:
+			b.Write(make([]byte, rng.IntN(16)))
+		}
+	}
+	return b.Bytes()[:size]
+}
+
+// TestDifferentialYara compares this engine with the yara command (YARA
+// 4.2.3 in CI) on rules and data of our own making. It is skipped when the
+// yara command is absent.
+func TestDifferentialYara(t *testing.T) {
+	bin, err := exec.LookPath("yara")
+	if err != nil {
+		t.Skip("yara command not installed")
+	}
+	dir := t.TempDir()
+	rulesPath := filepath.Join(dir, "rules.yar")
+	writeFile(t, rulesPath, diffRules)
+	r := mustCompile(t, diffRules)
+	seenRules := map[string]bool{}
+	hits := 0
+	for seed := uint64(1); seed <= 12; seed++ {
+		data := diffData(seed, 4096+int(seed)*3000)
+		dataPath := filepath.Join(dir, fmt.Sprintf("data%d.bin", seed))
+		if err := os.WriteFile(dataPath, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wantRules, wantHits := runYara(t, bin, rulesPath, dataPath)
+		for name := range wantRules {
+			seenRules[name] = true
+		}
+		hits += len(wantHits)
+		ms, err := r.ScanBytes(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotRules := map[string]bool{}
+		var gotHits []yaraHit
+		for _, m := range ms {
+			gotRules[m.Rule] = true
+			for _, s := range m.Strings {
+				gotHits = append(gotHits, yaraHit{rule: m.Rule, id: s.ID, off: s.Offset})
+			}
+		}
+		for name := range wantRules {
+			if !gotRules[name] {
+				t.Errorf("seed %d: yara matched rule %s, we did not", seed, name)
+			}
+		}
+		for name := range gotRules {
+			if !wantRules[name] {
+				t.Errorf("seed %d: we matched rule %s, yara did not", seed, name)
+			}
+		}
+		key := func(h yaraHit) string { return fmt.Sprintf("%s %s %d", h.rule, h.id, h.off) }
+		var w, g []string
+		for _, h := range wantHits {
+			w = append(w, key(h))
+		}
+		for _, h := range gotHits {
+			g = append(g, key(h))
+		}
+		sort.Strings(w)
+		sort.Strings(g)
+		if strings.Join(w, "\n") != strings.Join(g, "\n") {
+			t.Errorf("seed %d: string matches differ\nyara:\n%s\nours:\n%s", seed, strings.Join(w, "\n"), strings.Join(g, "\n"))
+		}
+	}
+	t.Logf("yara matched %d of the rules and %d strings in all", len(seenRules), hits)
+	// The comparison means something only if the data exercises the rules.
+	if len(seenRules) < 20 {
+		t.Errorf("yara matched only %d distinct rules; the generated data no longer exercises the rule set", len(seenRules))
+	}
+}
