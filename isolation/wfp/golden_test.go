@@ -1,0 +1,117 @@
+package wfp
+
+import (
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cordonsec/cordon/isolation"
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+func testSpec() setSpec {
+	agent, _ := fakeAppID(testAgent)
+	return setSpec{Provider: DefaultProvider, Sublayer: DefaultSublayer, AgentAppID: agent, AppID: fakeAppID}
+}
+
+// goldenPlans are the representative plans whose filter sets are kept in
+// testdata. The pf package uses the same plans.
+func goldenPlans(t *testing.T) map[string]isolation.Plan {
+	t.Helper()
+	mgmt := isolation.Endpoint{Name: "bus.example:4222", Protocol: isolation.ProtocolTCP, Port: 4222,
+		Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")}}
+	base := func() isolation.Plan {
+		return isolation.Plan{Management: []isolation.Endpoint{mgmt}, Rules: []isolation.Rule{isolation.NeighborDiscoveryRule()}}
+	}
+	parse := func(lines ...string) []isolation.Rule {
+		var out []isolation.Rule
+		for _, l := range lines {
+			r, err := isolation.ParseRule(l)
+			if err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	noExcl := base()
+	defaults := base()
+	x, err := isolation.Exclusions{}.AllRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults.Rules = append(defaults.Rules, x...)
+	custom := base()
+	custom.Rules = append(custom.Rules, parse(
+		"out tcp remote=192.0.2.0/24,2001:db8:100::/48 rport=443,8000-8080 name=proxy",
+		"in tcp remote=198.18.2.5 lport=22 name=ssh",
+		"both icmp remote=198.18.3.0/24 icmp=0,8 name=ping4",
+		"both icmpv6 remote=2001:db8::/32 icmp=128,129 name=ping6",
+		"out udp remote=2001:db8:53::53 rport=53 lport=1024-65535 name=dns6",
+		"in any remote=198.18.0.0/15 name=lab",
+	)...)
+	apps := base()
+	apps.Rules = append(apps.Rules, parse(
+		`out tcp rport=443 app="C:\\Program Files\\Backup\\backup.exe" name=backup`,
+		`both udp remote=192.0.2.50 app="C:\\Tools\\sync.exe" name=sync`,
+	)...)
+	return map[string]isolation.Plan{
+		"no-exclusions":     noExcl,
+		"default-profiles":  defaults,
+		"custom-rules":      custom,
+		"application-rules": apps,
+	}
+}
+
+func TestGoldenFilterSets(t *testing.T) {
+	for name, p := range goldenPlans(t) {
+		t.Run(name, func(t *testing.T) {
+			fs, err := buildFilters(p, testSpec())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := "# plan\n" + commentLines(p.String()) + "\n" + FilterSetText(fs)
+			path := filepath.Join("testdata", name+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if d := cmp.Diff(string(want), got); d != "" {
+				t.Fatalf("filter set differs from %s (-want +got):\n%s", path, d)
+			}
+		})
+	}
+}
+
+func commentLines(s string) string {
+	out := ""
+	for _, l := range splitLines(s) {
+		out += "# " + l + "\n"
+	}
+	return out
+}
+
+func splitLines(s string) []string {
+	var out []string
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && s[i] != '\n' {
+			i++
+		}
+		out = append(out, s[:i])
+		if i < len(s) {
+			i++
+		}
+		s = s[i:]
+	}
+	return out
+}
