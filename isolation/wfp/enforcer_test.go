@@ -41,7 +41,7 @@ func TestConformance(t *testing.T) {
 				defer o.Close()
 				return o.Observe(ctx)
 			},
-			Reopen:   func(t *testing.T) isolation.Enforcer { return newTestEnforcer(t, eng, nil) },
+			Reopen: func(t *testing.T) isolation.Enforcer { return newTestEnforcer(t, eng, nil) },
 			Tamper: func(ctx context.Context) error {
 				// An administrator deletes cordon's permit filters of one rule
 				// and one block filter.
