@@ -48,6 +48,9 @@ const (
 	RegPath                         // registry.key joined with registry.value_name
 	RegData                         // registry.data
 	MutexName                       // mutex.name
+	ProcDir                         // the directory of process.path
+	HTTPURI                         // the path and query of http.url ("/a/b?c=d")
+	ServiceName                     // the service a registry.key under ...\Services\<name> configures
 
 	fieldEnd
 )
@@ -68,6 +71,7 @@ const (
 	formMutex
 	formLower
 	formUpper
+	formDir
 )
 
 var fieldInfo = [fieldEnd]struct {
@@ -75,7 +79,7 @@ var fieldInfo = [fieldEnd]struct {
 	form fieldForm
 }{
 	FileMD5: {"file.md5", formHash}, FileSHA1: {"file.sha1", formHash}, FileSHA256: {"file.sha256", formHash},
-	FileSHA512: {"file.sha512", formHash}, FilePath: {"file.path", formPath}, FileDir: {"file.path", formPath},
+	FileSHA512: {"file.sha512", formHash}, FilePath: {"file.path", formPath}, FileDir: {"file.path", formDir},
 	FileName: {"file.name", formText}, FileExt: {"file.name", formText}, FileSize: {"file.size", formNumber},
 	ProcName: {"process.name", formText}, ProcPath: {"process.path", formPath}, ProcCmdLine: {"process.command_line", formText},
 	ProcParentName: {"process.parent_name", formText}, ProcSHA256: {"process.sha256", formHash}, ProcPID: {"process.pid", formNumber},
@@ -86,6 +90,7 @@ var fieldInfo = [fieldEnd]struct {
 	HTTPMethod: {"http.method", formUpper}, RegKey: {"registry.key", formRegistry}, RegKeyPath: {"registry.key", formKeyPath},
 	RegValueName: {"registry.value_name", formText}, RegPath: {"registry.value_name", formRegistry},
 	RegData: {"registry.data", formText}, MutexName: {"mutex.name", formMutex},
+	ProcDir: {"process.path", formDir}, HTTPURI: {"http.url", formText}, ServiceName: {"registry.key", formText},
 }
 
 // Valid reports whether f is a declared field.
@@ -164,6 +169,16 @@ func (f Field) Normalize(v string) string {
 			return ""
 		}
 		return k
+	case formDir:
+		// Without drive letter and outer separators: `C:\Windows\` and
+		// "windows" are the same directory.
+		if n, err := ioc.Normalize(ioc.KindFilePath, v); err == nil {
+			v = n
+		}
+		if len(v) >= 2 && v[1] == ':' {
+			v = v[2:]
+		}
+		return strings.Trim(v, `/\`)
 	case formMutex:
 		if n, err := ioc.Normalize(ioc.KindMutex, v); err == nil {
 			return n
@@ -233,14 +248,7 @@ func observe(ev *ioc.Event, o *observed) {
 		if i := strings.LastIndexByte(name, '.'); i >= 0 && i < len(name)-1 {
 			o.set(FileExt, name[i+1:])
 		}
-		if o.has[FilePath] {
-			p := o.vals[FilePath]
-			if i := strings.LastIndexAny(p, `/\`); i > 0 {
-				o.set(FileDir, p[:i])
-			} else if i == 0 {
-				o.set(FileDir, p[:1])
-			}
-		}
+		o.set(FileDir, dirName(o.vals[FilePath]))
 		o.num(FileSize, f.Size, f.Size > 0 || f.Path != "" || f.Name != "")
 	case ioc.EventProcess:
 		p := ev.Process
@@ -253,6 +261,7 @@ func observe(ev *ioc.Event, o *observed) {
 		}
 		o.set(ProcName, name)
 		o.set(ProcPath, p.Path)
+		o.set(ProcDir, dirName(o.vals[ProcPath]))
 		o.set(ProcCmdLine, p.CommandLine)
 		o.set(ProcParentName, p.ParentName)
 		o.set(ProcSHA256, p.SHA256)
@@ -287,6 +296,7 @@ func observe(ev *ioc.Event, o *observed) {
 		o.set(HTTPMethod, h.Method)
 		if o.has[HTTPURL] {
 			o.set(HTTPHost, urlHost(o.vals[HTTPURL]))
+			o.set(HTTPURI, urlURI(o.vals[HTTPURL]))
 		}
 	case ioc.EventRegistry:
 		r := ev.Registry
@@ -300,6 +310,7 @@ func observe(ev *ioc.Event, o *observed) {
 			o.vals[RegPath], o.has[RegPath] = o.vals[RegKey]+`\`+strings.ToLower(strings.TrimSpace(r.ValueName)), true
 		}
 		o.set(RegData, r.Data)
+		o.set(ServiceName, serviceName(o.vals[RegKey]))
 	case ioc.EventMutex:
 		if ev.Mutex != nil {
 			o.set(MutexName, ev.Mutex.Name)
@@ -336,4 +347,46 @@ func urlHost(u string) string {
 		rest = rest[:i]
 	}
 	return rest
+}
+
+// dirName returns the directory part of a path ("" when it has none).
+func dirName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i > 0 {
+		return p[:i]
+	} else if i == 0 {
+		return p[:1]
+	}
+	return ""
+}
+
+// urlURI returns the path and query of an absolute URL.
+func urlURI(u string) string {
+	_, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		return rest[i:]
+	}
+	return "/"
+}
+
+// serviceName returns the service a normalized registry key configures:
+// the element after "services" under hkey_local_machine\system\<control
+// set>\.
+func serviceName(key string) string {
+	rest, ok := strings.CutPrefix(key, `hkey_local_machine\system\`)
+	if !ok {
+		return ""
+	}
+	set, rest, ok := strings.Cut(rest, `\`)
+	if !ok || !(set == "currentcontrolset" || strings.HasPrefix(set, "controlset")) {
+		return ""
+	}
+	rest, ok = strings.CutPrefix(rest, `services\`)
+	if !ok {
+		return ""
+	}
+	name, _, _ := strings.Cut(rest, `\`)
+	return name
 }

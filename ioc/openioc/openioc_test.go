@@ -1,0 +1,221 @@
+package openioc
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/logic"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func newEvent(kind ioc.EventKind) ioc.Event {
+	return ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: t0, Host: ioc.Host{ID: "h-1", OS: "windows"}, Kind: kind}
+}
+
+func parseFile(t *testing.T, name string, cfg Config) *Result {
+	t.Helper()
+	data, err := os.ReadFile("testdata/" + name)
+	require.NoError(t, err)
+	cfg.Name = name
+	res, err := Parse(data, cfg)
+	require.NoError(t, err)
+	return res
+}
+
+func fileEv(path string, size int64) *ioc.Event {
+	e := newEvent(ioc.EventFile)
+	e.File = &ioc.FileEvent{Path: path, Size: size}
+	return &e
+}
+
+func connEv(addr string, port int) *ioc.Event {
+	e := newEvent(ioc.EventNetwork)
+	e.Network = &ioc.NetworkEvent{Protocol: "tcp", RemoteAddress: addr, RemotePort: port}
+	return &e
+}
+
+func regEv(key, value, data string) *ioc.Event {
+	e := newEvent(ioc.EventRegistry)
+	e.Registry = &ioc.RegistryEvent{Key: key, ValueName: value, Data: data}
+	return &e
+}
+
+func procEv(name, parent, args string) *ioc.Event {
+	e := newEvent(ioc.EventProcess)
+	e.Process = &ioc.ProcessEvent{Name: name, ParentName: parent, CommandLine: args, Path: `C:\Windows\System32\WindowsPowerShell\v1.0\` + name}
+	return &e
+}
+
+func dnsEv(q string) *ioc.Event {
+	e := newEvent(ioc.EventDNS)
+	e.DNS = &ioc.DNSEvent{Query: q}
+	return &e
+}
+
+func httpEv(u string) *ioc.Event {
+	e := newEvent(ioc.EventHTTP)
+	e.HTTP = &ioc.HTTPEvent{URL: u}
+	return &e
+}
+
+type evCase struct {
+	name  string
+	ev    *ioc.Event
+	match bool
+}
+
+func runTree(t *testing.T, res *Result, cases []evCase) {
+	t.Helper()
+	require.Empty(t, res.Indicators)
+	require.Len(t, res.Trees, 1)
+	set, err := logic.Compile(res.Trees)
+	require.NoError(t, err)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := set.Eval(c.ev, t0, nil)
+			if !c.match {
+				assert.Empty(t, r)
+				return
+			}
+			require.Len(t, r, 1)
+			assert.Equal(t, res.ID, r[0].Tree.ID)
+			assert.Equal(t, ioc.EngineOpenIOC, r[0].Tree.Engine)
+		})
+	}
+}
+
+func TestOpenIOC10(t *testing.T) {
+	res := parseFile(t, "dropper-1.0.ioc", Config{Severity: ioc.SeverityHigh})
+	assert.Equal(t, V10, res.Version)
+	assert.Equal(t, "6d2a1b7e-cord-4e00-a000-000000000010", res.ID)
+	assert.Equal(t, "CORDON-TEST dropper (1.0)", res.Description)
+	require.Len(t, res.Warnings, 1)
+	assert.Equal(t, "EventLogItem/message", res.Warnings[0].Term)
+	assert.Equal(t, 38, res.Warnings[0].Line)
+	assert.Equal(t, ioc.SeverityHigh, res.Trees[0].Severity)
+	runTree(t, res, []evCase{
+		{"scr in temp", fileEv(`C:\Users\bob\AppData\Local\Temp\qx81.SCR`, 100), true},
+		{"the excluded screensaver", fileEv(`C:\Users\bob\AppData\Local\Temp\sstext3d.scr`, 100), false},
+		{"scr elsewhere", fileEv(`C:\Users\bob\Desktop\qx81.scr`, 100), false},
+		{"exe in temp", fileEv(`C:\Users\bob\AppData\Local\Temp\qx81.exe`, 100), false},
+		{"c2 address and port", connEv("192.0.2.31", 8531), true},
+		{"c2 address, other port", connEv("192.0.2.31", 8532), false},
+		{"service installed", regEv(`HKLM\SYSTEM\CurrentControlSet\Services\CordonTestSvc\Parameters`, "ServiceDll", ""), true},
+		{"other service", regEv(`HKLM\SYSTEM\CurrentControlSet\Services\CordonTestSvc2`, "ImagePath", ""), false},
+	})
+}
+
+func TestOpenIOC11(t *testing.T) {
+	res := parseFile(t, "loader-1.1.ioc", Config{})
+	assert.Equal(t, V11, res.Version)
+	assert.Empty(t, res.Warnings)
+	runTree(t, res, []evCase{
+		{"word spawns encoded powershell", procEv("powershell.exe", "WINWORD.EXE", "powershell.exe -NoP -Enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoA"), true},
+		{"excel spawns it", procEv("powershell.exe", "excel.exe", "powershell.exe -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoA"), false},
+		{"short argument", procEv("powershell.exe", "winword.exe", "powershell.exe -enc SQBF"), false},
+		{"run key with powershell", regEv(`HKCU\Software\Microsoft\Windows\CurrentVersion\Run`, "Updater", "powershell -w hidden -f x.ps1"), true},
+		{"run key named OneDrive", regEv(`HKCU\Software\Microsoft\Windows\CurrentVersion\Run`, "OneDrive", "powershell -w hidden -f x.ps1"), false},
+		{"run key named onedrive (case preserved)", regEv(`HKCU\Software\Microsoft\Windows\CurrentVersion\Run`, "onedrive", "powershell -f x.ps1"), true},
+		{"large script", fileEv(`D:\share\big.PS1`, 2_000_000), true},
+		{"small script", fileEv(`D:\share\big.ps1`, 999), false},
+		{"stage domain", dnsEv("PS-Stage.cordon-test.example."), true},
+		{"subdomain is not the host", dnsEv("a.ps-stage.cordon-test.example"), false},
+		{"uri", httpEv("https://blog.example/wp-content/uploads/ps/run.txt"), true},
+		{"other uri", httpEv("https://blog.example/wp-content/uploads/img/run.txt"), false},
+	})
+}
+
+func TestAtomic(t *testing.T) {
+	res := parseFile(t, "hashes-1.1.ioc", Config{Severity: ioc.SeverityCritical})
+	require.Empty(t, res.Trees)
+	require.Len(t, res.Indicators, 2)
+	assert.Equal(t, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", res.Indicators[0].Value)
+	assert.Equal(t, "6d2a1b7e-cord-4e00-a000-000000000012", res.Indicators[0].ID)
+	set, err := ioc.Compile(res.Indicators)
+	require.NoError(t, err)
+	ev := newEvent(ioc.EventFile)
+	ev.File = &ioc.FileEvent{Path: `C:\x`, SHA256: "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"}
+	m := set.Match(&ev, t0)
+	require.Len(t, m, 1)
+	assert.Equal(t, ioc.SeverityCritical, m[0].Indicator.Severity)
+	ev.File.SHA256 = "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e593"
+	assert.Empty(t, set.Match(&ev, t0))
+}
+
+const head11 = `<OpenIOC xmlns="http://openioc.org/schemas/OpenIOC_1.1" id="x"><criteria>
+`
+
+func xitem(cond, search, content string) string {
+	return `<IndicatorItem condition="` + cond + `"><Context search="` + search + `"/><Content>` + content + "</Content></IndicatorItem>\n"
+}
+
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		name, in   string
+		cfg        Config
+		line       int
+		wantReason string
+		sentinel   error
+	}{
+		{"malformed", head11 + "<Indicator operator=\"OR\">\n</criteria></OpenIOC>", Config{}, 3, "malformed XML", ErrSyntax},
+		{"root", "<stix/>", Config{}, 1, "neither ioc", ErrSyntax},
+		{"no id", `<ioc><definition/></ioc>`, Config{}, 1, "no id", ErrSyntax},
+		{"no criteria", `<OpenIOC id="x"><metadata/></OpenIOC>`, Config{}, 1, "no criteria", ErrSyntax},
+		{"no indicator", head11 + "</criteria></OpenIOC>", Config{}, 1, "no Indicator", ErrSyntax},
+		{"operator", head11 + "<Indicator operator=\"XOR\">\n" + xitem("is", "FileItem/FileName", "a") + "</Indicator></criteria></OpenIOC>", Config{}, 2, "operator", ErrSyntax},
+		{"condition", head11 + "<Indicator operator=\"OR\">\n" + xitem("is", "FileItem/FileName", "a") + xitem("like", "FileItem/FileName", "b") + "</Indicator></criteria></OpenIOC>", Config{}, 4, "condition \"like\"", ErrSyntax},
+		{"no context", head11 + "<Indicator operator=\"OR\">\n<IndicatorItem condition=\"is\"><Content>a</Content></IndicatorItem></Indicator></criteria></OpenIOC>", Config{}, 3, "no Context", ErrSyntax},
+		{"empty content", head11 + "<Indicator operator=\"OR\">\n" + xitem("is", "FileItem/FileName", " ") + "</Indicator></criteria></OpenIOC>", Config{}, 3, "empty", ErrSyntax},
+		{"bad regex", head11 + "<Indicator operator=\"OR\">\n" + xitem("matches", "FileItem/FileName", "(a") + "</Indicator></criteria></OpenIOC>", Config{}, 3, "regular expression", ErrSyntax},
+		{"bad number", head11 + "<Indicator operator=\"OR\">\n" + xitem("greater-than", "FileItem/SizeInBytes", "big") + "</Indicator></criteria></OpenIOC>", Config{}, 3, "integer", ErrSyntax},
+		{"bad atomic md5", head11 + "<Indicator operator=\"OR\">\n" + xitem("is", "FileItem/Md5sum", "0cc175b9") + "</Indicator></criteria></OpenIOC>", Config{}, 3, "Md5sum", ErrSyntax},
+		{"bad negate", head11 + "<Indicator operator=\"OR\">\n<IndicatorItem condition=\"is\" negate=\"maybe\"><Context search=\"FileItem/FileName\"/><Content>a</Content></IndicatorItem></Indicator></criteria></OpenIOC>", Config{}, 3, "negate", ErrSyntax},
+		{"strict", head11 + "<Indicator operator=\"OR\">\n" + xitem("is", "FileItem/FileName", "a") + xitem("is", "HookItem/HookedFunction", "b") + "</Indicator></criteria></OpenIOC>", Config{Strict: true}, 4, "not supported", ErrUnsupported},
+		{"deep", head11 + strings.Repeat("<Indicator operator=\"OR\">", 130) + "</criteria></OpenIOC>", Config{}, 2, "nested deeper", ErrSyntax},
+		{"charset", `<?xml version="1.0" encoding="koi8-r"?><ioc/>`, Config{}, 1, "encoding", ErrSyntax},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.cfg.Name = "t.ioc"
+			res, err := Parse([]byte(c.in), c.cfg)
+			require.Error(t, err)
+			assert.Nil(t, res)
+			var e *Error
+			require.True(t, errors.As(err, &e), "%T %v", err, err)
+			assert.ErrorIs(t, err, c.sentinel)
+			assert.Equal(t, "t.ioc", e.File)
+			assert.Equal(t, c.line, e.Line, err.Error())
+			assert.Contains(t, e.Reason, c.wantReason)
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, n := range []string{"dropper-1.0.ioc", "loader-1.1.ioc", "hashes-1.1.ioc"} {
+		b, _ := os.ReadFile("testdata/" + n)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		res, err := Parse(data, Config{})
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		if _, err := ioc.Compile(res.Indicators); err != nil {
+			t.Fatalf("indicators do not compile: %v", err)
+		}
+		if _, err := logic.Compile(res.Trees); err != nil {
+			t.Fatalf("trees do not compile: %v", err)
+		}
+	})
+}
