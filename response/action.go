@@ -501,8 +501,8 @@ func (x *logAction) Prepare(inv *Invocation) (Step, error) {
 }
 
 type logStep struct {
-	msg            string
-	level          slog.Level
+	msg             string
+	level           slog.Level
 	rule, host, det string
 }
 

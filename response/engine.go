@@ -70,8 +70,8 @@ type RuleDecision struct {
 	// DryRun is true when this rule (or the engine) is in dry-run.
 	DryRun bool `json:"dry_run"`
 	// SuppressKey and Suppression are set for a rule with suppress.
-	SuppressKey string       `json:"suppress_key,omitempty"`
-	Suppression *Suppression `json:"suppression,omitempty"`
+	SuppressKey string         `json:"suppress_key,omitempty"`
+	Suppression *Suppression   `json:"suppression,omitempty"`
 	Actions     []ActionRecord `json:"actions"`
 	// Error says why the rule failed before its actions (suppression store
 	// or key failure).
@@ -415,4 +415,3 @@ func (e *Engine) Run(ctx context.Context, src DetectionSource) error {
 	}
 	return err
 }
-

@@ -173,7 +173,7 @@ func NewEnv(d *ioc.Detection, now time.Time) *Env {
 			ID: d.ID, Fingerprint: d.Fingerprint, Time: d.Time, Engine: string(d.Engine), Rule: d.Rule,
 			Severity: d.Severity, Indicators: make([]IndicatorVars, len(d.Indicators)),
 		},
-		Host: HostVars{ID: d.Host.ID, Name: d.Host.Name, OS: d.Host.OS, Addresses: d.Host.Addresses},
+		Host:  HostVars{ID: d.Host.ID, Name: d.Host.Name, OS: d.Host.OS, Addresses: d.Host.Addresses},
 		Match: MatchVars{Index: -1, Count: len(d.Indicators), Time: now},
 	}
 	for i, ind := range d.Indicators {
@@ -266,13 +266,13 @@ var helperOptions = []expr.Option{
 // The names of the operator overloads for severities. Each compares a
 // severity with a severity name; the name is checked at load.
 const (
-	sevEQ    = "__sevEQ"
-	sevNE    = "__sevNE"
-	sevLT    = "__sevLT"
-	sevLE    = "__sevLE"
-	sevGT    = "__sevGT"
-	sevGE    = "__sevGE"
-	sevIn    = "__sevIn"
+	sevEQ = "__sevEQ"
+	sevNE = "__sevNE"
+	sevLT = "__sevLT"
+	sevLE = "__sevLE"
+	sevGT = "__sevGT"
+	sevGE = "__sevGE"
+	sevIn = "__sevIn"
 )
 
 func severityOptions() []expr.Option {
@@ -302,7 +302,7 @@ func severityOptions() []expr.Option {
 					return nil, err
 				}
 				return f(a, b), nil
-			}, new(func(ioc.Severity, string) bool), new(func(string, ioc.Severity) bool)),
+			}, new(func(ioc.Severity, string) bool), new(func(string, ioc.Severity) bool), new(func(ioc.Severity, ioc.Severity) bool)),
 			expr.Operator(o.op, o.name))
 	}
 	opts = append(opts,

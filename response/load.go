@@ -668,9 +668,10 @@ func (l *loader) exprErr(n ast.Node, field string, off int, err error) {
 	if errors.As(err, &fe) {
 		msg = fe.Message
 		if _, block := n.(*ast.LiteralNode); block {
+			first := line + 1 // the block's first content line sets its indentation
 			line += fe.Line
-			if line >= 1 && line <= len(l.lines) {
-				text := l.lines[line-1]
+			if first >= 1 && first <= len(l.lines) {
+				text := l.lines[first-1]
 				col = len(text) - len(strings.TrimLeft(text, " \t")) + 1 + fe.Column
 			}
 		} else {

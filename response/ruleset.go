@@ -357,7 +357,7 @@ func checkSeverityNames(src string, opts []expr.Option) (err error) {
 				}
 				switch p {
 				case "indicator.kind":
-					if k, err := ioc.ParseKind(s.Value); err != nil || k.String() != s.Value {
+					if k, err := ioc.ParseKind(s.Value); s.Value != "" && (err != nil || k.String() != s.Value) {
 						fail(l, "%q is not an indicator kind (md5, sha1, sha256, ipv4, domain, file-path …)", s.Value)
 					}
 				case "detection.engine":
