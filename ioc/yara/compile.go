@@ -142,7 +142,7 @@ type Rules struct {
 	rules    []*rule
 	strs     []*cstring
 	pats     []*pattern
-	ac       *acMachine
+	atoms    *atomIndex
 	noAtom   []int32 // patterns verified at every offset
 	warnings []Warning
 	vars     map[string]val

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -187,5 +188,75 @@ func TestDifferentialYara(t *testing.T) {
 	// The comparison means something only if the data exercises the rules.
 	if len(seenRules) < 20 {
 		t.Errorf("yara matched only %d distinct rules; the generated data no longer exercises the rule set", len(seenRules))
+	}
+}
+
+// TestDifferentialYaraBenchRules compares rule and string matches with the
+// yara command on the benchmark's generated rule shapes, over mixed data in
+// which some of the rules' strings are planted (ASCII, UTF-16, upper case).
+func TestDifferentialYaraBenchRules(t *testing.T) {
+	bin, err := exec.LookPath("yara")
+	if err != nil {
+		t.Skip("yara command not installed")
+	}
+	n := 600
+	if testing.Short() {
+		n = 150
+	}
+	src := benchRuleSet(n, 3)
+	data := benchData(1<<20, 4)
+	rng := rand.New(rand.NewPCG(5, 6))
+	words := regexp.MustCompile(`\$[ab] = "([^"]+)"`).FindAllStringSubmatch(src, -1)
+	for i, w := range words {
+		if i%3 != 0 {
+			continue
+		}
+		plant := []byte(w[1])
+		switch i % 4 {
+		case 1:
+			plant = widen(plant)
+		case 2:
+			plant = bytes.ToUpper(plant)
+		}
+		pos := rng.IntN(len(data) - len(plant))
+		copy(data[pos:], plant)
+	}
+	dir := t.TempDir()
+	rulesPath := filepath.Join(dir, "rules.yar")
+	dataPath := filepath.Join(dir, "data.bin")
+	writeFile(t, rulesPath, src)
+	if err := os.WriteFile(dataPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantRules, wantHits := runYara(t, bin, rulesPath, dataPath)
+	ms, err := mustCompile(t, src).ScanBytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w, g []string
+	for _, h := range wantHits {
+		w = append(w, fmt.Sprintf("%s %s %d", h.rule, h.id, h.off))
+	}
+	gotRules := 0
+	for _, m := range ms {
+		gotRules++
+		if !wantRules[m.Rule] {
+			t.Errorf("we matched rule %s, yara did not", m.Rule)
+		}
+		for _, s := range m.Strings {
+			g = append(g, fmt.Sprintf("%s %s %d", m.Rule, s.ID, s.Offset))
+		}
+	}
+	if gotRules != len(wantRules) {
+		t.Errorf("we matched %d rules, yara %d", gotRules, len(wantRules))
+	}
+	sort.Strings(w)
+	sort.Strings(g)
+	if strings.Join(w, "\n") != strings.Join(g, "\n") {
+		t.Errorf("string matches differ: yara %d, ours %d", len(w), len(g))
+	}
+	t.Logf("%d rules, yara matched %d rules and %d strings", n, len(wantRules), len(wantHits))
+	if len(wantRules) < n/10 {
+		t.Errorf("yara matched only %d rules: the planted strings no longer exercise the rules", len(wantRules))
 	}
 }

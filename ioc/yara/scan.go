@@ -65,74 +65,128 @@ type scanCtx struct {
 	m       reMatcher
 }
 
-// acMachine is an Aho-Corasick automaton over atoms, as a full DFA.
-type acMachine struct {
-	next   []int32 // state*256 + byte
-	out    [][]acOut
-	hasOut []bool
+// atomIndex finds the atoms of all patterns in one pass per atom length.
+// Each length has a bit filter (exact for lengths 1 and 2, hashed for 3 and
+// 4, small enough to stay in cache) in front of an exact table, which is
+// consulted only when the filter bit is set.
+type atomIndex struct {
+	tables []*atomTable // one per atom length present, shortest first
 }
 
-type acOut struct {
-	pat  int32
-	back int32 // distance from the hit's end back to the match start
+type atomTable struct {
+	n      int      // atom length, 1..4
+	shift  uint     // hash shift for n >= 3
+	filter []uint64 // one bit per filter slot
+	outs   map[uint32][]atomOut
+}
+
+type atomOut struct {
+	pat int32
+	off int32 // atom offset from the match start
+}
+
+// hashFilterBits is log2 of the filter size for 3- and 4-byte atoms.
+const hashFilterBits = 20
+
+func atomKey(a []byte) uint32 {
+	var w uint32
+	for i, b := range a {
+		w |= uint32(b) << (8 * uint(i))
+	}
+	return w
+}
+
+func (t *atomTable) slot(w uint32) uint32 {
+	if t.n <= 2 {
+		return w
+	}
+	return (w * 2654435761) >> t.shift
 }
 
 func (r *Rules) buildScanner() error {
-	type trieNode struct {
-		child map[byte]int32
-		out   []acOut
-	}
-	nodes := []trieNode{{child: map[byte]int32{}}}
+	byLen := map[int]*atomTable{}
 	for pi, p := range r.pats {
 		if len(p.atoms) == 0 || p.bol {
 			r.noAtom = append(r.noAtom, int32(pi))
 			continue
 		}
 		for _, a := range p.atoms {
-			s := int32(0)
-			for _, b := range a {
-				nx, ok := nodes[s].child[b]
-				if !ok {
-					nx = int32(len(nodes))
-					nodes = append(nodes, trieNode{child: map[byte]int32{}})
-					nodes[s].child[b] = nx
+			t := byLen[len(a)]
+			if t == nil {
+				bits := 8 * len(a)
+				if len(a) > 2 {
+					bits = hashFilterBits
 				}
-				s = nx
+				t = &atomTable{n: len(a), shift: uint(32 - bits), filter: make([]uint64, (1<<bits+63)/64),
+					outs: map[uint32][]atomOut{}}
+				byLen[len(a)] = t
 			}
-			nodes[s].out = append(nodes[s].out, acOut{pat: int32(pi), back: int32(len(a) + p.atomOff)})
+			w := atomKey(a)
+			h := t.slot(w)
+			t.filter[h>>6] |= 1 << (h & 63)
+			t.outs[w] = append(t.outs[w], atomOut{pat: int32(pi), off: int32(p.atomOff)})
 		}
 	}
-	n := len(nodes)
-	ac := &acMachine{next: make([]int32, n*256), out: make([][]acOut, n), hasOut: make([]bool, n)}
-	fail := make([]int32, n)
-	queue := make([]int32, 0, n)
-	for b := 0; b < 256; b++ {
-		if c, ok := nodes[0].child[byte(b)]; ok {
-			ac.next[b] = c
-			fail[c] = 0
-			queue = append(queue, c)
+	r.atoms = &atomIndex{}
+	for n := 1; n <= maxAtomLen; n++ {
+		if t := byLen[n]; t != nil {
+			r.atoms.tables = append(r.atoms.tables, t)
 		}
 	}
-	ac.out[0] = nodes[0].out
-	for len(queue) > 0 {
-		s := queue[0]
-		queue = queue[1:]
-		ac.out[s] = append(append([]acOut(nil), nodes[s].out...), ac.out[fail[s]]...)
-		for b := 0; b < 256; b++ {
-			if c, ok := nodes[s].child[byte(b)]; ok {
-				fail[c] = ac.next[int(fail[s])*256+b]
-				ac.next[int(s)*256+b] = c
-				queue = append(queue, c)
-			} else {
-				ac.next[int(s)*256+b] = ac.next[int(fail[s])*256+b]
-			}
-		}
-	}
-	for i := range ac.out {
-		ac.hasOut[i] = len(ac.out[i]) > 0
-	}
-	r.ac = ac
 	return nil
+}
+
+// scanRange finds the atoms of t that start in data[from:to] and verifies
+// their patterns.
+func (r *Rules) scanRange(x *scanCtx, t *atomTable, from, to int) {
+	data := x.data
+	filter := t.filter
+	last := len(data) - t.n // last start position
+	if to > last+1 {
+		to = last + 1
+	}
+	hit := func(i int, w uint32) {
+		for _, o := range t.outs[w] {
+			if start := i - int(o.off); start >= 0 {
+				r.verify(x, int(o.pat), start)
+			}
+		}
+	}
+	switch t.n {
+	case 4:
+		shift := t.shift
+		for i := from; i < to; i++ {
+			w := binary.LittleEndian.Uint32(data[i : i+4 : i+4])
+			h := (w * 2654435761) >> shift
+			if filter[h>>6]&(1<<(h&63)) != 0 {
+				hit(i, w)
+			}
+		}
+	case 3:
+		shift := t.shift
+		for i := from; i < to; i++ {
+			b := data[i : i+3 : i+3]
+			w := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
+			h := (w * 2654435761) >> shift
+			if filter[h>>6]&(1<<(h&63)) != 0 {
+				hit(i, w)
+			}
+		}
+	case 2:
+		for i := from; i < to; i++ {
+			w := uint32(binary.LittleEndian.Uint16(data[i : i+2 : i+2]))
+			if filter[w>>6]&(1<<(w&63)) != 0 {
+				hit(i, w)
+			}
+		}
+	default:
+		for i := from; i < to; i++ {
+			w := uint32(data[i])
+			if filter[w>>6]&(1<<(w&63)) != 0 {
+				hit(i, w)
+			}
+		}
+	}
 }
 
 // ScanBytes scans data with every rule and returns the matching rules in
@@ -181,21 +235,10 @@ func (r *Rules) scan(ctx context.Context, data []byte) (*scanCtx, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ac := r.ac
-	next, hasOut := ac.next, ac.hasOut
-	state := int32(0)
 	for base := 0; base < len(data); base += ctxCheckEvery {
 		end := min(base+ctxCheckEvery, len(data))
-		for i := base; i < end; i++ {
-			state = next[int(state)<<8|int(data[i])]
-			if hasOut[state] {
-				for _, o := range ac.out[state] {
-					start := i + 1 - int(o.back)
-					if start >= 0 {
-						r.verify(x, int(o.pat), start)
-					}
-				}
-			}
+		for _, t := range r.atoms.tables {
+			r.scanRange(x, t, base, end)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
