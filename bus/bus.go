@@ -217,17 +217,25 @@ func (b *Bus) setup(ctx context.Context) error {
 			Replicas:    b.replicas,
 			AllowMsgTTL: s.ttl,
 		}
-		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := retryAPI(ctx, func(ctx context.Context) error {
+			_, err := b.js.CreateOrUpdateStream(ctx, sc)
+			return err
+		}); err != nil {
 			return fmt.Errorf("bus: stream %s: %w", s.name, err)
 		}
 	}
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:       BucketIsolation,
-		Description:  "cordon: last isolation state per host",
-		History:      uint8(b.cfg.IsolationHistory),
-		MaxValueSize: int32(b.cfg.MaxMessageBytes),
-		Storage:      jetstream.FileStorage,
-		Replicas:     b.replicas,
+	var kv jetstream.KeyValue
+	err := retryAPI(ctx, func(ctx context.Context) error {
+		var err error
+		kv, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:       BucketIsolation,
+			Description:  "cordon: last isolation state per host",
+			History:      uint8(b.cfg.IsolationHistory),
+			MaxValueSize: int32(b.cfg.MaxMessageBytes),
+			Storage:      jetstream.FileStorage,
+			Replicas:     b.replicas,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("bus: bucket %s: %w", BucketIsolation, err)
@@ -307,3 +315,42 @@ func (s serverLogger) Fatalf(f string, v ...any)  { s.l.Error(fmt.Sprintf(f, v..
 func (s serverLogger) Errorf(f string, v ...any)  { s.l.Error(fmt.Sprintf(f, v...)) }
 func (s serverLogger) Debugf(f string, v ...any)  { s.l.Debug(fmt.Sprintf(f, v...)) }
 func (s serverLogger) Tracef(f string, v ...any)  { s.l.Debug(fmt.Sprintf(f, v...)) }
+
+// apiAttemptTimeout bounds one JetStream API request during setup. Right
+// after a cluster forms or a leader changes, a request can go unanswered;
+// retryAPI asks again.
+const apiAttemptTimeout = 2 * time.Second
+
+// retryAPI runs f with a per-attempt timeout until it succeeds, fails with
+// an error that another attempt cannot fix, or ctx ends.
+func retryAPI(ctx context.Context, f func(ctx context.Context) error) error {
+	delay := 50 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, apiAttemptTimeout)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+// transient reports errors that a later attempt may not meet: no answer,
+// no JetStream responder yet, no leader yet.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 || apiErr.Code == 408
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}

@@ -209,7 +209,12 @@ func consume[T any](ctx context.Context, b *Bus, stream, prefix string, cc Consu
 	} else {
 		jc.FilterSubjects = filters
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, stream, jc)
+	var cons jetstream.Consumer
+	err := retryAPI(ctx, func(ctx context.Context) error {
+		var err error
+		cons, err = b.js.CreateOrUpdateConsumer(ctx, stream, jc)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: consumer %s on %s: %w", cc.Durable, stream, err)
 	}
@@ -343,7 +348,7 @@ func (s *Subscription) deadLetter(m jetstream.Msg, d Delivery, reason DeadLetter
 		_ = m.TermWithReason(string(reason))
 		return
 	}
-	rec := newDeadLetter(s.b.cfg.Clock(), d, reason, cause, m.Headers().Get("Nats-Msg-Id"), m.Data())
+	rec := newDeadLetter(s.b.cfg.Clock(), d, reason, cause, m.Headers().Get("Nats-Msg-Id"), m.Data(), min(MaxDeadLetterData, s.b.cfg.MaxMessageBytes/2))
 	ctx, cancel := context.WithTimeout(context.Background(), s.b.cfg.PublishTimeout)
 	defer cancel()
 	if _, err := s.b.publishJSON(ctx, DeadLetterSubject(d.Stream), rec.ID, rec, 0); err != nil {

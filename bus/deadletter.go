@@ -26,8 +26,12 @@ const (
 )
 
 // MaxDeadLetterData bounds the copy of the original message kept in a
-// dead-letter record.
+// dead-letter record; it is also at most half of Config.MaxMessageBytes,
+// so that the record itself stays under the limit.
 const MaxDeadLetterData = 64 << 10
+
+// maxDeadLetterError bounds the error text kept in a dead-letter record.
+const maxDeadLetterError = 1 << 10
 
 // DeadLetter is the record (schema "cordon.deadletter/v1") stored on
 // "cordon.deadletter.<stream>" for a message a consumer gave up on.
@@ -52,15 +56,19 @@ type DeadLetter struct {
 	// Reason is the class of failure; Error the last error in words.
 	Reason DeadLetterReason `json:"reason"`
 	Error  string           `json:"error"`
-	// Size of the original message in bytes; Data its first
-	// MaxDeadLetterData bytes (base64 in JSON); Truncated when shorter
-	// than Size.
+	// Size of the original message in bytes; Data its first bytes, up to
+	// MaxDeadLetterData or half of Config.MaxMessageBytes (base64 in
+	// JSON); Truncated when shorter than Size.
 	Size      int    `json:"size"`
 	Data      []byte `json:"data"`
 	Truncated bool   `json:"truncated,omitempty"`
 }
 
-func newDeadLetter(now time.Time, d Delivery, reason DeadLetterReason, cause error, msgID string, data []byte) DeadLetter {
+func newDeadLetter(now time.Time, d Delivery, reason DeadLetterReason, cause error, msgID string, data []byte, maxData int) DeadLetter {
+	errText := cause.Error()
+	if len(errText) > maxDeadLetterError {
+		errText = errText[:maxDeadLetterError] + "…"
+	}
 	rec := DeadLetter{
 		Schema:     SchemaDeadLetter,
 		ID:         d.Stream + "-" + strconv.FormatUint(d.StreamSeq, 10),
@@ -72,12 +80,12 @@ func newDeadLetter(now time.Time, d Delivery, reason DeadLetterReason, cause err
 		Deliveries: d.Attempt,
 		MsgID:      msgID,
 		Reason:     reason,
-		Error:      cause.Error(),
+		Error:      errText,
 		Size:       len(data),
 		Data:       data,
 	}
-	if len(data) > MaxDeadLetterData {
-		rec.Data = data[:MaxDeadLetterData]
+	if len(data) > maxData {
+		rec.Data = data[:maxData]
 		rec.Truncated = true
 	}
 	return rec

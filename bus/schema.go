@@ -79,6 +79,9 @@ type Header struct {
 // *DecodeError wrapping ErrMalformed or ErrUnsupportedSchema.
 func DecodeHeader(data []byte, want string) (Header, error) {
 	var h Header
+	if len(bytes.TrimSpace(data)) == 0 {
+		return h, &DecodeError{Offset: -1, Err: fmt.Errorf("%w: empty message", ErrMalformed)}
+	}
 	if err := json.Unmarshal(data, &h); err != nil {
 		return h, decodeErr("", err)
 	}

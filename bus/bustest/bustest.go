@@ -18,6 +18,7 @@ package bustest
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"sync"
@@ -82,6 +83,15 @@ func StartServer(t testing.TB) *Server {
 }
 
 func (s *Server) start() error {
+	if err := s.launch(); err != nil {
+		return err
+	}
+	return s.waitReady()
+}
+
+// launch starts the server without waiting for it to accept clients (a
+// clustered JetStream node waits for its peers).
+func (s *Server) launch() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	opts := s.opts
@@ -90,8 +100,18 @@ func (s *Server) start() error {
 		return fmt.Errorf("server %s: %w", s.opts.ServerName, err)
 	}
 	srv.Start()
+	s.srv = srv
+	return nil
+}
+
+// waitReady waits until the server accepts clients and records its ports.
+func (s *Server) waitReady() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	srv := s.srv
 	if !srv.ReadyForConnections(readyTimeout) {
 		srv.Shutdown()
+		s.srv = nil
 		return fmt.Errorf("server %s not ready in %v", s.opts.ServerName, readyTimeout)
 	}
 	// Keep the ports, so that a restart comes back at the same address.
@@ -104,7 +124,6 @@ func (s *Server) start() error {
 			s.opts.Cluster.Port = a.Port
 		}
 	}
-	s.srv = srv
 	return nil
 }
 
@@ -160,6 +179,12 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	if n < 1 {
 		t.Fatalf("bustest: cluster of %d nodes", n)
 	}
+	// JetStream clustering needs every node's routes configured up front,
+	// so the route ports are picked first: bound to port 0 and released.
+	ports, err := freePorts(n)
+	if err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
 	c := &Cluster{}
 	name := fmt.Sprintf("bustest-%d", time.Now().UnixNano())
 	for i := range n {
@@ -174,42 +199,29 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			Cluster: server.ClusterOpts{
 				Name: name,
 				Host: "127.0.0.1",
-				Port: server.RANDOM_PORT,
+				Port: ports[i],
 			},
 		}}
-		// Route to the nodes already up; they gossip the rest.
-		for _, o := range c.Nodes {
-			s.opts.Routes = append(s.opts.Routes, o.routeURL())
+		for j, p := range ports {
+			if j != i {
+				s.opts.Routes = append(s.opts.Routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+			}
 		}
-		if err := s.start(); err != nil {
+		c.Nodes = append(c.Nodes, s)
+	}
+	for _, s := range c.Nodes {
+		if err := s.launch(); err != nil {
 			t.Fatalf("bustest: %v", err)
 		}
 		t.Cleanup(s.Stop)
-		c.Nodes = append(c.Nodes, s)
 	}
-	// A restarted node must find the others: give every node every route.
-	for i, s := range c.Nodes {
-		s.mu.Lock()
-		s.opts.Routes = nil
-		for j, o := range c.Nodes {
-			if i != j {
-				s.opts.Routes = append(s.opts.Routes, o.routeURLLocked())
-			}
+	for _, s := range c.Nodes {
+		if err := s.waitReady(); err != nil {
+			t.Fatalf("bustest: %v", err)
 		}
-		s.mu.Unlock()
 	}
 	c.WaitReady(t)
 	return c
-}
-
-func (s *Server) routeURL() *url.URL {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.routeURLLocked()
-}
-
-func (s *Server) routeURLLocked() *url.URL {
-	return &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("%s:%d", s.opts.Cluster.Host, s.opts.Cluster.Port)}
 }
 
 // URLs are the client URLs of all nodes, running or not.
@@ -278,4 +290,24 @@ func leaderOf(srv *server.Server) string {
 		return ""
 	}
 	return js.Meta.Leader
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
 }

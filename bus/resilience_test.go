@@ -1,0 +1,226 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+
+	"github.com/cordonsec/cordon/bus"
+	"github.com/cordonsec/cordon/bus/bustest"
+	"github.com/cordonsec/cordon/ioc"
+)
+
+// TestAtLeastOnceConsumerKilled kills a consumer's connection while it is
+// in the middle of a batch (one handler blocked after applying its effect,
+// the rest of the batch unacknowledged), starts another with the same
+// durable name, and checks that every detection's effect happens exactly
+// once and that redelivery did happen.
+func TestAtLeastOnceConsumerKilled(t *testing.T) {
+	srv := bustest.StartServer(t)
+	pubBus := bustest.New(t, bus.Config{URLs: []string{srv.URL()}})
+	ctx := ctxT(t)
+	const n = 300
+	ds := make([]ioc.Detection, n)
+	ids := make([]string, n)
+	for i := range ds {
+		ds[i] = detection("h-1", i)
+		ids[i] = ds[i].ID
+	}
+	if _, err := pubBus.PublishDetections(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+
+	eff := newEffects()
+	cc := bus.ConsumerConfig{Durable: "engine", AckWait: 500 * time.Millisecond, Batch: 100}
+	first := bustest.New(t, bus.Config{URLs: []string{srv.URL()}, Name: "first"})
+	blocked := make(chan struct{})
+	release := make(chan struct{})
+	var handledFirst atomic.Int32
+	sub1, err := first.ConsumeDetections(ctx, cc, func(ctx context.Context, d ioc.Detection, dl bus.Delivery) error {
+		eff.apply(d.ID, dl)
+		if handledFirst.Add(1) == 120 {
+			close(blocked)
+			<-release // the effect is applied, the ack never leaves
+			return nil
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-blocked
+	first.Conn().Close() // killed: no drain, no acks
+	close(release)
+	waitClosed(t, sub1.Closed(), "killed subscription closed")
+
+	second := bustest.New(t, bus.Config{URLs: []string{srv.URL()}, Name: "second"})
+	sub2, err := second.ConsumeDetections(ctx, cc, func(ctx context.Context, d ioc.Detection, dl bus.Delivery) error {
+		eff.apply(d.ID, dl)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub2.Stop()
+	waitUntil(t, "all detections handled", func() bool { return eff.count() == n })
+	eff.check(t, ids)
+	eff.mu.Lock()
+	defer eff.mu.Unlock()
+	if eff.redelivered == 0 || eff.deliveries[ds[119].ID] < 2 {
+		t.Errorf("no redelivery seen (redelivered %d, deliveries of the blocked one %d): the kill did not leave unacknowledged work",
+			eff.redelivered, eff.deliveries[ds[119].ID])
+	}
+	if handledFirst.Load() < 120 {
+		t.Errorf("first consumer handled %d", handledFirst.Load())
+	}
+}
+
+// TestReconnectAcrossServerRestart restarts the server under a connected
+// client: acknowledged detections survive, and publishing resumes.
+func TestReconnectAcrossServerRestart(t *testing.T) {
+	srv := bustest.StartServer(t)
+	b := bustest.New(t, bus.Config{URLs: []string{srv.URL()}, ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+	ctx := ctxT(t)
+	var acked []string
+	for i := range 100 {
+		d := detection("h-1", i)
+		if _, err := b.PublishDetection(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, d.ID)
+	}
+	srv.Restart(t)
+	waitUntil(t, "reconnect", func() bool { return b.Conn().IsConnected() })
+	for i := 100; i < 200; i++ {
+		d := detection("h-1", i)
+		err := retry(t, func() error { _, err := b.PublishDetection(ctx, d); return err })
+		if err != nil {
+			t.Fatalf("publish after restart: %v", err)
+		}
+		acked = append(acked, d.ID)
+	}
+	eff := newEffects()
+	sub, err := b.ConsumeDetections(ctx, bus.ConsumerConfig{}, func(_ context.Context, d ioc.Detection, dl bus.Delivery) error {
+		eff.apply(d.ID, dl)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	waitUntil(t, "all handled", func() bool { return eff.count() == len(acked) })
+	eff.check(t, acked)
+}
+
+// retry runs f until it succeeds, for at most waitTimeout: publishing
+// while JetStream elects leaders after a restart may fail for a moment.
+func retry(t *testing.T, f func() error) error {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		err := f()
+		if err == nil || errors.Is(err, bus.ErrClosed) || time.Now().After(deadline) {
+			return err
+		}
+	}
+}
+
+// TestClusterNodeStoppedDuringPublish publishes detections to a 3-node
+// cluster with replicated streams and stops the stream leader midway.
+// Every detection acknowledged to the publisher must be consumed, and
+// none stored twice. With -short it publishes 2,000 instead of 10,000.
+func TestClusterNodeStoppedDuringPublish(t *testing.T) {
+	n := 10000
+	if testing.Short() {
+		n = 2000
+	}
+	cl := bustest.StartCluster(t, 3)
+	b := bustest.New(t, bus.Config{URLs: cl.URLs(), ReconnectMin: 10 * time.Millisecond, ReconnectMax: 100 * time.Millisecond, PublishTimeout: 2 * time.Second})
+	if b.Replicas() != 3 {
+		t.Fatalf("replicas = %d, want 3 in a cluster", b.Replicas())
+	}
+	ctx := ctxT(t)
+	info, err := b.JetStream().Stream(ctx, bus.StreamDetections)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := info.CachedInfo().Cluster.Leader
+	stop := -1
+	for i, s := range cl.Nodes {
+		if s.NATS().Name() == leader {
+			stop = i
+		}
+	}
+	if stop < 0 {
+		t.Fatalf("stream leader %q not among the nodes", leader)
+	}
+
+	const batch = 250
+	var (
+		mu    sync.Mutex
+		acked []string
+	)
+	pending := make([]ioc.Detection, 0, n)
+	for i := range n {
+		pending = append(pending, detection("h-c", i))
+	}
+	stopped := false
+	for round := 0; len(pending) > 0; round++ {
+		if round > 200 {
+			t.Fatalf("%d detections still not acknowledged after %d rounds", len(pending), round)
+		}
+		var next []ioc.Detection
+		for start := 0; start < len(pending); start += batch {
+			chunk := pending[start:min(start+batch, len(pending))]
+			if !stopped && len(acked) >= n/3 {
+				cl.Stop(stop) // the stream leader goes away mid-stream
+				stopped = true
+			}
+			acks, err := b.PublishDetections(ctx, chunk)
+			var be *bus.BatchError
+			if err != nil && !errors.As(err, &be) {
+				t.Fatalf("publish: %v", err)
+			}
+			mu.Lock()
+			for i, d := range chunk {
+				if be != nil && be.Failed[i] != nil {
+					next = append(next, d) // not acknowledged: publish it again
+					continue
+				}
+				if acks[i].Seq == 0 {
+					t.Fatalf("ack without sequence for %s", d.ID)
+				}
+				acked = append(acked, d.ID)
+			}
+			mu.Unlock()
+		}
+		pending = next
+	}
+	if !stopped {
+		t.Fatal("the node was never stopped")
+	}
+	t.Logf("%d detections acknowledged", len(acked))
+
+	eff := newEffects()
+	sub, err := b.ConsumeDetections(ctx, bus.ConsumerConfig{AckWait: 5 * time.Second}, func(_ context.Context, d ioc.Detection, dl bus.Delivery) error {
+		eff.apply(d.ID, dl)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	waitUntil(t, "all acknowledged detections consumed", func() bool { return eff.count() >= len(acked) })
+	eff.check(t, acked)
+	si, err := b.JetStream().Stream(ctx, bus.StreamDetections)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := si.CachedInfo().State.Msgs; got != uint64(n) {
+		t.Errorf("stream holds %d messages, want %d (each detection once)", got, n)
+	}
+}
