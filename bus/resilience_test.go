@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/cordonsec/cordon/bus"
 	"github.com/cordonsec/cordon/bus/bustest"
 	"github.com/cordonsec/cordon/ioc"
