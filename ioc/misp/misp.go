@@ -444,7 +444,8 @@ func joinPath(path, field string) string {
 	return path + "." + field
 }
 
-// position turns a byte offset into a 1-based line and column.
+// position turns the offset json errors report (the bytes read, the bad
+// one included) into the 1-based line and column of the last byte read.
 func position(data []byte, off int64) (int, int) {
 	if off < 0 {
 		off = 0
@@ -454,7 +455,7 @@ func position(data []byte, off int64) (int, int) {
 	}
 	before := data[:off]
 	line := bytes.Count(before, []byte("\n")) + 1
-	col := int(off) - bytes.LastIndexByte(before, '\n')
+	col := max(1, int(off)-bytes.LastIndexByte(before, '\n')-1)
 	return line, col
 }
 

@@ -1,0 +1,53 @@
+// Package stix reads STIX 2.1 (and 2.0) indicators with patterns in the
+// STIX patterning language.
+//
+// Parse takes a bundle ({"type": "bundle", "objects": […]}), a JSON array
+// of objects or one indicator object; objects other than indicators are
+// skipped. Revoked indicators are skipped; valid_from and valid_until bound
+// when the others match. An indicator whose pattern is one equality on an
+// object path with an atomic kind ([file:hashes.'SHA-256' = '…'],
+// [ipv4-addr:value = '…'], [domain-name:value = '…'], [url:value = '…'],
+// [file:name = '…'], [process:name = '…'], [windows-registry-key:key =
+// '…'], [mutex:name = '…'], [network-traffic:dst_ref.value = '…']) becomes
+// an ioc.Indicator; any other pattern becomes a logic tree (engine stix,
+// rule the indicator id) evaluated against one event, all its
+// observations at once.
+//
+// The grammar is parsed whole: observation expressions joined by AND, OR
+// and FOLLOWEDBY, with the qualifiers WITHIN, REPEATS and START/STOP;
+// comparisons = != < <= > >= IN LIKE MATCHES ISSUBSET ISSUPERSET, each
+// optionally preceded by NOT, joined by AND and OR. The object paths
+// evaluated:
+//
+//	file:hashes.MD5 'SHA-1' 'SHA-256' 'SHA-512'   file digests
+//	file:name, file:size, file:parent_directory_ref.path
+//	ipv4-addr:value, ipv6-addr:value       remote address, DNS answers, URL host
+//	domain-name:value                      DNS query and answers, URL host
+//	url:value
+//	network-traffic:dst_ref.value src_ref.value dst_port src_port protocols[*]
+//	process:name command_line pid image_ref.name parent_ref.name
+//	windows-registry-key:key values[*].name values[*].data
+//	mutex:name
+//
+// An indicator that uses FOLLOWEDBY, a qualifier, another object path or a
+// timestamp, hex or binary literal cannot be evaluated against one event
+// without changing its meaning: it is not loaded, and Parse reports it as a
+// Warning (with Config.Strict, as an error). Indicators with pattern_type
+// yara are returned as YARA sources; other pattern types are warnings.
+//
+// Comparisons are case-sensitive, as the specification says; digests,
+// addresses, domain names, URLs and registry keys are compared normalized.
+//
+// Errors name the file, the JSON path ("objects[3].pattern") and, inside a
+// pattern, the column.
+//
+// # Usage
+//
+//	res, err := stix.Parse(data, stix.Config{Name: "bundle.json"})
+//	set, err := ioc.Compile(res.Indicators)
+//	trees, err := logic.Compile(res.Trees)
+//
+// # Concurrency
+//
+// Parse is safe for concurrent use.
+package stix

@@ -1,0 +1,466 @@
+package stix
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/logic"
+)
+
+// Config says how to read one document. The zero value is usable.
+type Config struct {
+	// Name is the document's name: the file named in errors, and the
+	// Source of its indicators. Default: "stix".
+	Name string
+	// Severity is the severity of its indicators and detections (STIX
+	// indicators have none). Default: SeverityUnknown.
+	Severity ioc.Severity
+	// Strict makes an indicator cordon cannot evaluate an error wrapping
+	// ErrUnsupported instead of a Warning.
+	Strict bool
+}
+
+// YARA is the rule source of an indicator with pattern_type yara.
+type YARA struct {
+	ID     string
+	Path   string
+	Source string
+}
+
+// Result is what a document holds.
+type Result struct {
+	Indicators []ioc.Indicator
+	Trees      []*logic.Tree
+	YARA       []YARA
+	Warnings   []Warning
+	// Revoked counts the revoked indicators skipped.
+	Revoked int
+}
+
+type object struct {
+	Type        string          `json:"type"`
+	ID          string          `json:"id"`
+	SpecVersion string          `json:"spec_version"`
+	Pattern     *string         `json:"pattern"`
+	PatternType string          `json:"pattern_type"`
+	ValidFrom   string          `json:"valid_from"`
+	ValidUntil  string          `json:"valid_until"`
+	Revoked     bool            `json:"revoked"`
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Labels      []string        `json:"labels"`
+	Types       []string        `json:"indicator_types"`
+	Confidence  *int            `json:"confidence"`
+	Objects     json.RawMessage `json:"objects"`
+}
+
+// Parse reads a STIX document. It returns an *Error for malformed JSON
+// (with line and column), for a document that is not a bundle, an array
+// of objects or an indicator, and for the first indicator that is wrong
+// (no id, no pattern, a pattern that does not parse, a value not of its
+// object path's form, a bad timestamp or confidence), naming its JSON
+// path; with Config.Strict, also for the first it cannot evaluate.
+func Parse(data []byte, cfg Config) (*Result, error) {
+	name := cfg.Name
+	if name == "" {
+		name = "stix"
+	}
+	p := &parser{cfg: cfg, name: name, res: &Result{}}
+	if err := p.document(data); err != nil {
+		return nil, err
+	}
+	return p.res, nil
+}
+
+type parser struct {
+	cfg  Config
+	name string
+	res  *Result
+}
+
+func (p *parser) fail(path string, col int, format string, args ...any) error {
+	return &Error{File: p.name, Path: path, Column: col, Reason: fmt.Sprintf(format, args...), Err: ErrSyntax}
+}
+
+func (p *parser) jsonErr(data []byte, base int64, path string, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		line, col := position(data, base+se.Offset)
+		return &Error{File: p.name, Line: line, Column: col, Reason: "malformed JSON: " + se.Error(), Err: ErrSyntax}
+	case errors.As(err, &te):
+		f := path
+		if te.Field != "" {
+			f = joinPath(path, te.Field)
+		}
+		return &Error{File: p.name, Path: f, Reason: fmt.Sprintf("a JSON %s where %s was expected", te.Value, te.Type), Err: ErrSyntax}
+	}
+	return p.fail(path, 0, "%v", err)
+}
+
+func (p *parser) document(data []byte) error {
+	trim := bytes.TrimSpace(data)
+	if len(trim) == 0 {
+		return p.fail("", 0, "empty file")
+	}
+	if !json.Valid(trim) {
+		var v any
+		return p.jsonErr(trim, 0, "", json.Unmarshal(trim, &v))
+	}
+	switch trim[0] {
+	case '[':
+		return p.objects(trim, "")
+	case '{':
+		var o object
+		if err := json.Unmarshal(trim, &o); err != nil {
+			return p.jsonErr(trim, 0, "", err)
+		}
+		switch o.Type {
+		case "bundle":
+			if len(o.Objects) == 0 || string(o.Objects) == "null" {
+				return nil
+			}
+			return p.objects(o.Objects, "objects")
+		case "indicator":
+			return p.indicator(&o, "")
+		case "":
+			return p.fail("type", 0, "is missing (a bundle or an indicator is expected)")
+		}
+		return p.fail("type", 0, "%q is neither bundle nor indicator", o.Type)
+	}
+	return p.fail("", 0, "not a JSON object or array")
+}
+
+func (p *parser) objects(data []byte, path string) error {
+	var list []json.RawMessage
+	if err := json.Unmarshal(data, &list); err != nil {
+		return p.jsonErr(data, 0, path, err)
+	}
+	for i, raw := range list {
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		// Only indicators are decoded whole.
+		var head struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(raw, &head); err != nil {
+			return p.jsonErr(raw, 0, ip, err)
+		}
+		if head.Type != "indicator" {
+			continue
+		}
+		var o object
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return p.jsonErr(raw, 0, ip, err)
+		}
+		if err := p.indicator(&o, ip); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *parser) warn(path, id, format string, args ...any) error {
+	reason := fmt.Sprintf(format, args...)
+	if p.cfg.Strict {
+		return &Error{File: p.name, Path: path, Reason: reason, Err: ErrUnsupported}
+	}
+	p.res.Warnings = append(p.res.Warnings, Warning{File: p.name, Path: path, ID: id, Reason: reason})
+	return nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+func (p *parser) indicator(o *object, path string) error {
+	if o.ID == "" {
+		return p.fail(joinPath(path, "id"), 0, "is missing")
+	}
+	if o.Pattern == nil || strings.TrimSpace(*o.Pattern) == "" {
+		return p.fail(joinPath(path, "pattern"), 0, "is missing")
+	}
+	var from, until time.Time
+	var err error
+	if o.ValidFrom != "" {
+		if from, err = parseTime(o.ValidFrom); err != nil {
+			return p.fail(joinPath(path, "valid_from"), 0, "%q is not an RFC 3339 timestamp", o.ValidFrom)
+		}
+	} else if o.SpecVersion == "2.1" {
+		return p.fail(joinPath(path, "valid_from"), 0, "is missing (required in STIX 2.1)")
+	}
+	if o.ValidUntil != "" {
+		if until, err = parseTime(o.ValidUntil); err != nil {
+			return p.fail(joinPath(path, "valid_until"), 0, "%q is not an RFC 3339 timestamp", o.ValidUntil)
+		}
+		if !from.IsZero() && !until.After(from) {
+			return p.fail(joinPath(path, "valid_until"), 0, "%s is not after valid_from %s", o.ValidUntil, o.ValidFrom)
+		}
+	}
+	conf := 0
+	if o.Confidence != nil {
+		if *o.Confidence < 0 || *o.Confidence > 100 {
+			return p.fail(joinPath(path, "confidence"), 0, "%d is outside 0-100", *o.Confidence)
+		}
+		conf = *o.Confidence
+	}
+	if o.Revoked {
+		p.res.Revoked++
+		return nil
+	}
+	ppath := joinPath(path, "pattern")
+	switch strings.ToLower(o.PatternType) {
+	case "stix", "":
+	case "yara":
+		p.res.YARA = append(p.res.YARA, YARA{ID: o.ID, Path: ppath, Source: *o.Pattern})
+		return nil
+	default:
+		return p.warn(path, o.ID, "pattern_type %q is not evaluated", o.PatternType)
+	}
+	ast, err := parsePattern(*o.Pattern)
+	if err != nil {
+		var pe *PatternError
+		if errors.As(err, &pe) {
+			return p.fail(ppath, pe.Column, "%s", pe.Reason)
+		}
+		return p.fail(ppath, 0, "%v", err)
+	}
+	tags := append(append([]string(nil), o.Labels...), o.Types...)
+	desc := o.Name
+	if desc == "" {
+		desc = o.Description
+	}
+	// One equality: an atomic indicator.
+	if ast.op == "" && len(ast.qualifiers) == 0 && ast.comp.op == "" {
+		c := ast.comp.cmp
+		if k, ok := atomicKind(c); ok && c.op == "=" && !c.negate && c.values[0].kind == tString {
+			v := c.values[0].text
+			k = refineKind(k, v)
+			ind := ioc.Indicator{ID: o.ID, Kind: k, Value: v, Source: p.name, Severity: p.cfg.Severity,
+				Confidence: conf, Tags: tags, Description: desc, ValidFrom: from, ValidUntil: until}
+			n, err := ind.Normalized()
+			if err != nil {
+				var ie *ioc.IndicatorError
+				if errors.As(err, &ie) {
+					return p.fail(ppath, c.values[0].col, "%s %q: %s", c.pathString(), v, ie.Reason)
+				}
+				return p.fail(ppath, c.values[0].col, "%v", err)
+			}
+			p.res.Indicators = append(p.res.Indicators, n)
+			return nil
+		}
+	}
+	b := &builder{}
+	root, err := b.obs(ast)
+	if err != nil {
+		var pe *PatternError
+		if errors.As(err, &pe) {
+			return p.fail(ppath, pe.Column, "%s", pe.Reason)
+		}
+		return p.fail(ppath, 0, "%v", err)
+	}
+	if b.unsupported != "" {
+		return p.warn(path, o.ID, "%s", b.unsupported)
+	}
+	p.res.Trees = append(p.res.Trees, &logic.Tree{ID: o.ID, Engine: ioc.EngineSTIX, Source: p.name, Name: desc,
+		Severity: p.cfg.Severity, ValidFrom: from, ValidUntil: until, Root: root})
+	return nil
+}
+
+func refineKind(k ioc.Kind, v string) ioc.Kind {
+	if k == ioc.KindIPv4 || k == ioc.KindIPv6 {
+		if strings.Contains(v, "/") {
+			return ioc.KindCIDR
+		}
+		if a, err := netip.ParseAddr(strings.TrimSpace(v)); err == nil {
+			if a.Unmap().Is4() {
+				return ioc.KindIPv4
+			}
+			return ioc.KindIPv6
+		}
+	}
+	return k
+}
+
+// builder turns a pattern into a logic tree, noting the first thing it
+// cannot evaluate.
+type builder struct {
+	unsupported string
+}
+
+func (b *builder) unsup(format string, args ...any) *logic.Node {
+	if b.unsupported == "" {
+		b.unsupported = fmt.Sprintf(format, args...)
+	}
+	return logic.Never()
+}
+
+func (b *builder) obs(n *obsNode) (*logic.Node, error) {
+	if len(n.qualifiers) > 0 {
+		return b.unsup("the qualifier %s needs a sequence of events over time", n.qualifiers[0]), nil
+	}
+	switch n.op {
+	case "":
+		return b.comp(n.comp)
+	case "FOLLOWEDBY":
+		return b.unsup("FOLLOWEDBY needs a sequence of events over time"), nil
+	}
+	l, err := b.obs(n.l)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.obs(n.r)
+	if err != nil {
+		return nil, err
+	}
+	if n.op == "AND" {
+		return logic.And(l, r), nil
+	}
+	return logic.Or(l, r), nil
+}
+
+func (b *builder) comp(c *compNode) (*logic.Node, error) {
+	if c.op == "" {
+		return b.cmp(c.cmp)
+	}
+	l, err := b.comp(c.l)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.comp(c.r)
+	if err != nil {
+		return nil, err
+	}
+	if c.op == "AND" {
+		return logic.And(l, r), nil
+	}
+	return logic.Or(l, r), nil
+}
+
+func (c *comparison) pathString() string {
+	var s strings.Builder
+	s.WriteString(c.objType)
+	s.WriteByte(':')
+	for i, e := range c.path {
+		if i > 0 && !strings.HasPrefix(e, "[") {
+			s.WriteByte('.')
+		}
+		s.WriteString(e)
+	}
+	return s.String()
+}
+
+// key returns the canonical form of the object path used to look it up:
+// hash names without dashes, lower case, indices as [*].
+func (c *comparison) key() string {
+	var s strings.Builder
+	s.WriteString(c.objType)
+	s.WriteByte(':')
+	for i, e := range c.path {
+		if strings.HasPrefix(e, "[") {
+			s.WriteString("[*]")
+			continue
+		}
+		if i > 0 {
+			s.WriteByte('.')
+		}
+		if i > 0 && (c.path[i-1] == "hashes") {
+			e = strings.ToLower(strings.ReplaceAll(e, "-", ""))
+		}
+		s.WriteString(e)
+	}
+	return s.String()
+}
+
+type pathInfo struct {
+	fields []logic.Field
+	kind   ioc.Kind
+}
+
+var paths = map[string]pathInfo{
+	"file:hashes.md5":                     {[]logic.Field{logic.FileMD5}, ioc.KindMD5},
+	"file:hashes.sha1":                    {[]logic.Field{logic.FileSHA1}, ioc.KindSHA1},
+	"file:hashes.sha256":                  {[]logic.Field{logic.FileSHA256}, ioc.KindSHA256},
+	"file:hashes.sha512":                  {[]logic.Field{logic.FileSHA512}, ioc.KindSHA512},
+	"file:name":                           {[]logic.Field{logic.FileName}, ioc.KindFileName},
+	"file:size":                           {[]logic.Field{logic.FileSize}, 0},
+	"file:parent_directory_ref.path":      {[]logic.Field{logic.FileDir}, 0},
+	"ipv4-addr:value":                     {[]logic.Field{logic.NetRemoteAddr, logic.DNSAnswer, logic.HTTPHost}, ioc.KindIPv4},
+	"ipv6-addr:value":                     {[]logic.Field{logic.NetRemoteAddr, logic.DNSAnswer, logic.HTTPHost}, ioc.KindIPv6},
+	"domain-name:value":                   {[]logic.Field{logic.DNSQuery, logic.DNSAnswer, logic.HTTPHost}, ioc.KindHostname},
+	"url:value":                           {[]logic.Field{logic.HTTPURL}, ioc.KindURL},
+	"network-traffic:dst_ref.value":       {[]logic.Field{logic.NetRemoteAddr}, ioc.KindIPv4},
+	"network-traffic:src_ref.value":       {[]logic.Field{logic.NetLocalAddr}, 0},
+	"network-traffic:dst_port":            {[]logic.Field{logic.NetRemotePort}, 0},
+	"network-traffic:src_port":            {[]logic.Field{logic.NetLocalPort}, 0},
+	"network-traffic:protocols[*]":        {[]logic.Field{logic.NetProtocol}, 0},
+	"process:name":                        {[]logic.Field{logic.ProcName}, ioc.KindProcessName},
+	"process:command_line":                {[]logic.Field{logic.ProcCmdLine}, 0},
+	"process:pid":                         {[]logic.Field{logic.ProcPID}, 0},
+	"process:image_ref.name":              {[]logic.Field{logic.ProcName}, 0},
+	"process:binary_ref.name":             {[]logic.Field{logic.ProcName}, 0},
+	"process:parent_ref.name":             {[]logic.Field{logic.ProcParentName}, 0},
+	"process:image_ref.hashes.sha256":     {[]logic.Field{logic.ProcSHA256}, 0},
+	"windows-registry-key:key":            {[]logic.Field{logic.RegKey}, ioc.KindRegistryKey},
+	"windows-registry-key:values[*].name": {[]logic.Field{logic.RegValueName}, 0},
+	"windows-registry-key:values[*].data": {[]logic.Field{logic.RegData}, 0},
+	"mutex:name":                          {[]logic.Field{logic.MutexName}, ioc.KindMutex},
+}
+
+func atomicKind(c *comparison) (ioc.Kind, bool) {
+	pi, ok := paths[c.key()]
+	return pi.kind, ok && pi.kind != 0
+}
+
+var ops = map[string]logic.Op{"=": logic.OpEq, "!=": logic.OpEq, "<": logic.OpLT, "<=": logic.OpLE, ">": logic.OpGT,
+	">=": logic.OpGE, "IN": logic.OpIn, "LIKE": logic.OpLike, "MATCHES": logic.OpRegex, "ISSUBSET": logic.OpSubset,
+	"ISSUPERSET": logic.OpSuperset}
+
+func (b *builder) cmp(c *comparison) (*logic.Node, error) {
+	pi, ok := paths[c.key()]
+	if !ok {
+		return b.unsup("object path %s is not evaluated", c.pathString()), nil
+	}
+	vals := make([]string, 0, len(c.values))
+	for _, v := range c.values {
+		switch v.kind {
+		case tString, tInt, tFloat:
+			vals = append(vals, v.text)
+		case tIdent:
+			vals = append(vals, v.text) // true, false
+		default:
+			return b.unsup("%s compares with a timestamp, hex or binary literal", c.pathString()), nil
+		}
+	}
+	negate := c.negate
+	if c.op == "!=" {
+		negate = !negate
+	}
+	n, err := logic.NewCond(logic.Cond{Fields: pi.fields, Op: ops[c.op], Values: vals, Negate: negate, CaseSensitive: true})
+	if err != nil {
+		return nil, &PatternError{Column: c.col, Reason: fmt.Sprintf("%s %s: %s", c.pathString(), c.op,
+			strings.TrimPrefix(err.Error(), logic.ErrInvalidCond.Error()+": "))}
+	}
+	return n, nil
+}
+
+func joinPath(path, field string) string {
+	if path == "" {
+		return field
+	}
+	return path + "." + field
+}
+
+// position turns the offset json errors report (the bytes read, the bad
+// one included) into the 1-based line and column of the last byte read.
+func position(data []byte, off int64) (int, int) {
+	off = max(0, min(off, int64(len(data))))
+	before := data[:off]
+	return bytes.Count(before, []byte("\n")) + 1, max(1, int(off)-bytes.LastIndexByte(before, '\n')-1)
+}

@@ -1,0 +1,281 @@
+package stix
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/logic"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func newEvent(kind ioc.EventKind, os string) ioc.Event {
+	return ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: t0, Host: ioc.Host{ID: "h-1", OS: os}, Kind: kind}
+}
+
+func TestBundle(t *testing.T) {
+	data, err := os.ReadFile("testdata/bundle.json")
+	require.NoError(t, err)
+	res, err := Parse(data, Config{Name: "bundle.json", Severity: ioc.SeverityMedium})
+	require.NoError(t, err)
+	// Atomic: the hash, the domain, the expired mutex (its window is kept).
+	require.Len(t, res.Indicators, 3)
+	assert.Equal(t, ioc.KindSHA256, res.Indicators[0].Kind)
+	assert.Equal(t, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9", res.Indicators[0].Value)
+	assert.Equal(t, 90, res.Indicators[0].Confidence)
+	assert.Equal(t, []string{"malicious-activity"}, res.Indicators[0].Tags)
+	assert.Equal(t, ioc.KindHostname, res.Indicators[1].Kind)
+	require.Len(t, res.Trees, 4)
+	assert.Equal(t, 1, res.Revoked)
+	require.Len(t, res.YARA, 1)
+	assert.Equal(t, "objects[12].pattern", res.YARA[0].Path)
+	var reasons []string
+	for _, w := range res.Warnings {
+		reasons = append(reasons, w.Path+": "+w.Reason)
+	}
+	assert.Equal(t, []string{
+		"objects[9]: FOLLOWEDBY needs a sequence of events over time",
+		"objects[10]: the qualifier REPEATS needs a sequence of events over time",
+		"objects[11]: object path x-cordon-thing:value is not evaluated",
+		`objects[13]: pattern_type "sigma" is not evaluated`,
+	}, reasons)
+
+	set, err := ioc.Compile(res.Indicators)
+	require.NoError(t, err)
+	trees, err := logic.Compile(res.Trees)
+	require.NoError(t, err)
+
+	file := func(path string, size int64, sha string) *ioc.Event {
+		e := newEvent(ioc.EventFile, "windows")
+		e.File = &ioc.FileEvent{Path: path, Size: size, SHA256: sha}
+		return &e
+	}
+	conn := func(a string, port int) *ioc.Event {
+		e := newEvent(ioc.EventNetwork, "linux")
+		e.Network = &ioc.NetworkEvent{Protocol: "tcp", RemoteAddress: a, RemotePort: port}
+		return &e
+	}
+	proc := func(name, cmd string) *ioc.Event {
+		e := newEvent(ioc.EventProcess, "linux")
+		e.Process = &ioc.ProcessEvent{Name: name, CommandLine: cmd}
+		return &e
+	}
+	reg := func(key, name, data string) *ioc.Event {
+		e := newEvent(ioc.EventRegistry, "windows")
+		e.Registry = &ioc.RegistryEvent{Key: key, ValueName: name, Data: data}
+		return &e
+	}
+	dns := func(q string) *ioc.Event {
+		e := newEvent(ioc.EventDNS, "linux")
+		e.DNS = &ioc.DNSEvent{Query: q}
+		return &e
+	}
+	mutex := func(n string) *ioc.Event {
+		e := newEvent(ioc.EventMutex, "windows")
+		e.Mutex = &ioc.MutexEvent{Name: n}
+		return &e
+	}
+	// Atomic matches and near misses.
+	assert.Len(t, set.Match(file(`C:\a.bin`, 1, "B94D27B9934D3E08A52E52D7DA7DABFAC484EFE37A5380EE9088F7ACE2EFCDE9"), t0), 1)
+	assert.Empty(t, set.Match(file(`C:\a.bin`, 1, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde8"), t0))
+	assert.Len(t, set.Match(dns("Beacon.cordon-test.example"), t0), 1)
+	assert.Empty(t, set.Match(dns("x.beacon.cordon-test.example"), t0), "domain-name equality is exact")
+	assert.Empty(t, set.Match(mutex("cordon-expired"), t0), "valid_until passed")
+	assert.Len(t, set.Match(mutex("cordon-expired"), time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)), 1)
+	assert.Empty(t, set.Match(mutex("cordon-revoked"), t0), "revoked")
+
+	cases := []struct {
+		name string
+		ev   *ioc.Event
+		want string
+	}{
+		{"subset and port", conn("198.19.4.4", 8443), "indicator--00000000-cord-4000-8000-000000000003"},
+		{"subset, other port", conn("198.19.4.4", 443), ""},
+		{"outside the prefix", conn("198.20.0.1", 4444), ""},
+		{"second observation", conn("2001:db8:c2:0:0:0:0:7", 443), "indicator--00000000-cord-4000-8000-000000000003"},
+		{"miner by name", proc("xmrig", "./xmrig"), "indicator--00000000-cord-4000-8000-000000000004"},
+		{"miner by argument", proc("kthreadd2", "./k --donate-level=1 -o pool"), "indicator--00000000-cord-4000-8000-000000000004"},
+		{"argument, excluded name", proc("sysmon", "--donate-level 1"), ""},
+		{"name is case-sensitive", proc("XMRig", "./XMRig"), ""},
+		{"run value, other data", reg(`HKLM\Software\Microsoft\Windows\CurrentVersion\Run`, "CordonTest", `C:\Users\x\evil.exe`), "indicator--00000000-cord-4000-8000-000000000005"},
+		{"run value, allowed data", reg(`HKLM\Software\Microsoft\Windows\CurrentVersion\Run`, "CordonTest", `C:\Program Files\Cordon\ok.exe`), ""},
+		{"run value, other name", reg(`HKLM\Software\Microsoft\Windows\CurrentVersion\Run`, "Other", `C:\x.exe`), ""},
+		{"big script in temp", file(`C:\Windows\Temp\inst.ps1`, 600000, ""), "indicator--00000000-cord-4000-8000-000000000006"},
+		{"small script in temp", file(`C:\Windows\Temp\inst.ps1`, 6000, ""), ""},
+		{"big script elsewhere", file(`C:\Users\Temp\inst.ps1`, 600000, ""), ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := trees.Eval(c.ev, t0, nil)
+			if c.want == "" {
+				assert.Empty(t, r)
+				return
+			}
+			require.Len(t, r, 1)
+			assert.Equal(t, c.want, r[0].Tree.ID)
+			assert.Equal(t, ioc.EngineSTIX, r[0].Tree.Engine)
+			assert.Equal(t, ioc.SeverityMedium, r[0].Tree.Severity)
+		})
+	}
+	// The script indicator is valid until 2027.
+	assert.Empty(t, trees.Eval(file(`C:\Windows\Temp\inst.ps1`, 600000, ""), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), nil))
+}
+
+func TestPatternGrammar(t *testing.T) {
+	good := []string{
+		"[file:hashes.MD5 = '0cc175b9c0f1b6a831c399e269772661']",
+		"[a:b = 'x'] AND ([c:d = 1] OR [e:f[0].g != 2.5]) FOLLOWEDBY [h:i = true]",
+		"[file:name = 'it''s'] WITHIN 5 SECONDS",
+		"[file:name NOT IN ('a', 'b\\'c')] START t'2026-01-01T00:00:00Z' STOP t'2026-02-01T00:00:00Z'",
+		"[artifact:payload_bin = b'aGk=' OR artifact:x = h'00ff']",
+		"([x:y = -1])",
+	}
+	for _, g := range good {
+		_, err := parsePattern(g)
+		if g == "[file:name = 'it''s'] WITHIN 5 SECONDS" {
+			// Two adjacent strings are not a value.
+			assert.Error(t, err, g)
+			continue
+		}
+		assert.NoError(t, err, g)
+	}
+	bad := []struct {
+		in  string
+		col int
+		msg string
+	}{
+		{"", 1, "expected '['"},
+		{"[file:name = 'a'", 17, "expected ']'"},
+		{"[file:name == 'a']", 13, "expected a literal"},
+		{"[file:name = 'a] ", 14, "unterminated"},
+		{"[file name = 'a']", 7, "expected ':'"},
+		{"[file:name = 'a'] AND", 22, "expected '['"},
+		{"[file:name = 'a'] WITHIN x SECONDS", 26, "WITHIN needs"},
+		{"[file:name IN 'a']", 15, "IN needs a list"},
+		{"[file:name = 'a\\x']", 14, "backslash"},
+		{"[file:name ! 'a']", 12, "'!'"},
+		{"[file:name = 'a'] [b:c = 'd']", 19, "unexpected"},
+		{"[file:size = -]", 14, "digit"},
+		{"[:name = 'a']", 2, "object type"},
+		{strings.Repeat("(", 150) + "[a:b = 1]", 101, "nested deeper"},
+	}
+	for _, b := range bad {
+		_, err := parsePattern(b.in)
+		var pe *PatternError
+		require.True(t, errors.As(err, &pe), "%q: %v", b.in, err)
+		assert.Equal(t, b.col, pe.Column, "%q: %v", b.in, err)
+		assert.Contains(t, pe.Reason, b.msg, b.in)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	ind := func(extra string) string {
+		return `{"type": "bundle", "objects": [{"type": "malware"}, {"type": "indicator", "spec_version": "2.1", "id": "indicator--1"` + extra + `}]}`
+	}
+	cases := []struct {
+		name, in     string
+		strict       bool
+		path         string
+		line, column int
+		msg          string
+		sentinel     error
+	}{
+		{"empty", "", false, "", 0, 0, "empty", ErrSyntax},
+		{"malformed", "{\n \"type\": \"bundle\",\n \"objects\": [}", false, "", 3, 14, "malformed JSON", ErrSyntax},
+		{"not stix", `{"type": "report"}`, false, "type", 0, 0, "neither bundle nor indicator", ErrSyntax},
+		{"no pattern", ind(`, "valid_from": "2026-01-01T00:00:00Z"`), false, "objects[1].pattern", 0, 0, "missing", ErrSyntax},
+		{"no valid_from", ind(`, "pattern": "[file:name = 'a']"`), false, "objects[1].valid_from", 0, 0, "required", ErrSyntax},
+		{"bad valid_until", ind(`, "pattern": "[file:name = 'a']", "valid_from": "2026-01-01T00:00:00Z", "valid_until": "soon"`), false, "objects[1].valid_until", 0, 0, "RFC 3339", ErrSyntax},
+		{"window reversed", ind(`, "pattern": "[file:name = 'a']", "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2025-01-01T00:00:00Z"`), false, "objects[1].valid_until", 0, 0, "not after", ErrSyntax},
+		{"confidence", ind(`, "pattern": "[file:name = 'a']", "valid_from": "2026-01-01T00:00:00Z", "confidence": 101`), false, "objects[1].confidence", 0, 0, "0-100", ErrSyntax},
+		{"pattern syntax", ind(`, "pattern": "[file:name = 'a' AND]", "valid_from": "2026-01-01T00:00:00Z"`), false, "objects[1].pattern", 0, 21, "object type", ErrSyntax},
+		{"atomic value", ind(`, "pattern": "[file:hashes.'SHA-1' = 'abc']", "valid_from": "2026-01-01T00:00:00Z"`), false, "objects[1].pattern", 0, 24, "sha1", ErrSyntax},
+		{"tree value", ind(`, "pattern": "[file:size > 'big' AND file:name = 'a']", "valid_from": "2026-01-01T00:00:00Z"`), false, "objects[1].pattern", 0, 2, "integer", ErrSyntax},
+		{"bad regex", ind(`, "pattern": "[file:name MATCHES '(?<=a)b']", "valid_from": "2026-01-01T00:00:00Z"`), false, "objects[1].pattern", 0, 2, "regular expression", ErrSyntax},
+		{"wrong type", ind(`, "pattern": 7`), false, "objects[1].pattern", 0, 0, "number", ErrSyntax},
+		{"strict", ind(`, "pattern": "[file:name = 'a'] FOLLOWEDBY [file:name = 'b']", "valid_from": "2026-01-01T00:00:00Z"`), true, "objects[1]", 0, 0, "FOLLOWEDBY", ErrUnsupported},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := Parse([]byte(c.in), Config{Name: "b.json", Strict: c.strict})
+			require.Error(t, err)
+			assert.Nil(t, res)
+			var e *Error
+			require.True(t, errors.As(err, &e), "%T %v", err, err)
+			assert.ErrorIs(t, err, c.sentinel)
+			assert.Equal(t, "b.json", e.File)
+			assert.Equal(t, c.path, e.Path, err.Error())
+			assert.Equal(t, c.line, e.Line, err.Error())
+			assert.Equal(t, c.column, e.Column, err.Error())
+			assert.Contains(t, e.Reason, c.msg)
+		})
+	}
+}
+
+func TestSingleAndArray(t *testing.T) {
+	one := `{"type": "indicator", "id": "indicator--2", "pattern": "[url:value = 'HTTP://Evil.example:80/x']"}`
+	res, err := Parse([]byte(one), Config{})
+	require.NoError(t, err)
+	require.Len(t, res.Indicators, 1)
+	assert.Equal(t, "http://evil.example/x", res.Indicators[0].Value)
+	assert.Equal(t, "stix", res.Indicators[0].Source)
+	res, err = Parse([]byte("["+one+","+one+"]"), Config{})
+	require.NoError(t, err)
+	assert.Len(t, res.Indicators, 2)
+}
+
+func FuzzParse(f *testing.F) {
+	b, _ := os.ReadFile("testdata/bundle.json")
+	f.Add(b)
+	f.Add([]byte(`{"type":"indicator","id":"i","pattern":"[a:b = 'c'] AND [d:e[*].f NOT LIKE 'g%'] REPEATS 2 TIMES"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		res, err := Parse(data, Config{})
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		if _, err := ioc.Compile(res.Indicators); err != nil {
+			t.Fatalf("indicators do not compile: %v", err)
+		}
+		if _, err := logic.Compile(res.Trees); err != nil {
+			t.Fatalf("trees do not compile: %v", err)
+		}
+	})
+}
+
+func FuzzPattern(f *testing.F) {
+	for _, s := range []string{
+		"[file:hashes.'SHA-256' = 'ab'] OR [ipv4-addr:value ISSUBSET '10.0.0.0/8']",
+		"([process:name = 'a' AND process:pid > 10] FOLLOWEDBY [x:y = h'00']) WITHIN 1.5 SECONDS",
+		"[windows-registry-key:values[*].name NOT MATCHES '^a+$']",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ast, err := parsePattern(s)
+		if err != nil {
+			var pe *PatternError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error of type %T", err)
+			}
+			return
+		}
+		b := &builder{}
+		root, err := b.obs(ast)
+		if err != nil {
+			return
+		}
+		if _, err := logic.Compile([]*logic.Tree{{ID: "x", Engine: ioc.EngineSTIX, Root: root}}); err != nil {
+			t.Fatalf("tree does not compile: %v", err)
+		}
+	})
+}
