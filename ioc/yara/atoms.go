@@ -316,6 +316,9 @@ func reAtom(p *pattern) {
 		}
 	}
 	if bestI < 0 {
+		if !bol && infixAtom(p) {
+			return
+		}
 		p.atoms = nil
 		if len(sets) > 0 {
 			p.first = sets[0]
@@ -334,4 +337,69 @@ func reAtom(p *pattern) {
 		out = next
 	}
 	p.atoms = out
+}
+
+// infixAtom looks for an atom after the variable-width start of a regex or
+// hex pattern, among the single positions of its top-level sequence. On
+// success the pattern is split at the atom: matches are verified forward
+// from the atom and backward to every possible start, as YARA does.
+func infixAtom(p *pattern) bool {
+	if p.re.kind != reConcat {
+		return false
+	}
+	items := p.re.subs
+	bestQ, bestK, bestL := -1<<30, -1, 0
+	for k := 1; k < len(items); k++ {
+		var ps []posInfo
+		combos := 1
+		for l := 1; l <= maxAtomLen && k+l <= len(items); l++ {
+			it := items[k+l-1]
+			if it.kind != reClass {
+				break
+			}
+			n := it.set.count()
+			if n > 16 || combos*n > maxAtomCombos {
+				break
+			}
+			combos *= n
+			pi := classify(&it.set)
+			if !pi.ok {
+				pi = posInfo{mask: 0x0F, ok: true}
+			}
+			ps = append(ps, pi)
+			if q := atomQuality(ps); q > bestQ {
+				bestQ, bestK, bestL = q, k, l
+			}
+		}
+	}
+	if bestK < 0 {
+		return false
+	}
+	var zero byteSet
+	zero.add(0)
+	var sets []*byteSet
+	for _, it := range items[bestK : bestK+bestL] {
+		sets = append(sets, &it.set)
+		if p.wide {
+			sets = append(sets, &zero)
+		}
+	}
+	if p.wide && len(sets) > maxAtomLen {
+		sets = sets[:maxAtomLen]
+	}
+	out := [][]byte{{}}
+	for _, s := range sets {
+		var next [][]byte
+		for _, o := range out {
+			for _, b := range s.members() {
+				next = append(next, append(append([]byte(nil), o...), b))
+			}
+		}
+		out = next
+	}
+	p.atoms = out
+	p.atomOff = 0
+	p.fwd = &reNode{kind: reConcat, subs: items[bestK:]}
+	p.bwd = reverseNode(&reNode{kind: reConcat, subs: items[:bestK]})
+	return true
 }

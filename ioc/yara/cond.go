@@ -439,7 +439,7 @@ func (c *compiler) forIn(n *ast.ForIn) (*cexpr, error) {
 				return false
 			}
 			for i := l.i; i <= h.i; i++ {
-				if !yield(vInt(i)) || i == h.i {
+				if x.cancelled(i-l.i) || !yield(vInt(i)) || i == h.i {
 					break
 				}
 			}

@@ -43,6 +43,12 @@ rule cond_for { strings: $a = "ab" condition: for any i in (1..#a) : (uint8(@a[i
 rule cond_range { strings: $a = "MZ" condition: $a in (0..100) or filesize < 10 }
 rule cond_int { condition: uint32be(0) != 0 and int16(2) < 1000 }
 rule cond_ref { condition: text_plain or hex_plain }
+rule infix_email { strings: $a = /\w+@evil\.com/ condition: $a }
+rule infix_exe { strings: $a = /[a-z]{2,8}\.exe/ nocase condition: $a }
+rule infix_alt { strings: $a = /(ab|b)cdef/ condition: $a }
+rule infix_wide { strings: $a = /[a-z]+run/ wide condition: $a }
+rule hex_lead_wild { strings: $a = { ?? ?? 8B 45 FC } condition: $a }
+rule hex_lead_alt { strings: $a = { ( 31 | 33 ) C0 [1-4] 5D C3 } condition: $a }
 `
 
 // yaraHit is one string match as printed by yara -s.
@@ -94,6 +100,8 @@ func diffData(seed uint64, size int) []byte {
 		[]byte("PK....\x03\x04"), []byte("evil123.com"), []byte("begin---\n---end"),
 		[]byte("deadbeef-cafe"), []byte("GET /index"), []byte("POST /x"), []byte("A\x00d\x00M\x00i\x00n\x00"),
 		[]byte("\xE9\x05\xC3"), []byte(" password1 "), []byte("ababab"), []byte("xyz uvw"), []byte("abc"),
+		[]byte("joe@evil.com"), []byte(" x_1@evil.com"), []byte("NOTEPAD.EXE"), []byte("abcdef bcdef"),
+		[]byte("r\x00e\x00r\x00u\x00n\x00"), []byte("\x01\x02\x8B\x45\xFC"), []byte("\x33\xC0\x90\x90\x5D\xC3"),
 	}
 	key := byte(rng.IntN(31) + 1)
 	xs := []byte("secret")
@@ -102,6 +110,9 @@ func diffData(seed uint64, size int) []byte {
 	}
 	plants = append(plants, xs)
 	var b bytes.Buffer
+	if seed%2 == 0 {
+		b.WriteString("MZ\x01\x00\x02\x00")
+	}
 	for b.Len() < size {
 		switch rng.IntN(4) {
 		case 0:
@@ -185,8 +196,13 @@ func TestDifferentialYara(t *testing.T) {
 		}
 	}
 	t.Logf("yara matched %d of the rules and %d strings in all", len(seenRules), hits)
+	for _, line := range strings.Split(diffRules, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "rule" && !seenRules[f[1]] {
+			t.Logf("rule %s never matched", f[1])
+		}
+	}
 	// The comparison means something only if the data exercises the rules.
-	if len(seenRules) < 20 {
+	if len(seenRules) < 31 {
 		t.Errorf("yara matched only %d distinct rules; the generated data no longer exercises the rule set", len(seenRules))
 	}
 }

@@ -3,6 +3,7 @@ package yara
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 )
 
 // byteSet is a set of byte values, one bit per value.
@@ -528,6 +529,21 @@ func (p *reParser) classItem(s *byteSet) (byte, bool, error) {
 	return m[0], true, nil
 }
 
+// reverseNode returns n with every sequence reversed, for matching backward.
+func reverseNode(n *reNode) *reNode {
+	r := *n
+	if len(n.subs) > 0 {
+		r.subs = make([]*reNode, len(n.subs))
+		for i, s := range n.subs {
+			r.subs[i] = reverseNode(s)
+		}
+		if n.kind == reConcat {
+			slices.Reverse(r.subs)
+		}
+	}
+	return &r
+}
+
 // hasUnboundedAny reports whether n contains .* or .+ style repeats of
 // (nearly) any byte without an upper bound, which YARA warns about.
 func hasUnboundedAny(n *reNode) bool {
@@ -588,8 +604,10 @@ func minMaxLen(n *reNode) (int, int) {
 // reMatcher runs one match attempt of a node tree over data.
 type reMatcher struct {
 	data  []byte
-	limit int // positions beyond limit are not read
+	limit int // positions at or beyond limit are not read
+	low   int // backward mode: positions below low are not read
 	wide  bool
+	rev   bool // match backward: classes consume the bytes before pos
 	steps int
 }
 
@@ -612,6 +630,18 @@ func (m *reMatcher) step() bool {
 
 // one reports whether the class set matches at pos, and the next position.
 func (m *reMatcher) one(set *byteSet, pos int) (int, bool) {
+	if m.rev {
+		if m.wide {
+			if pos-2 >= m.low && set.has(m.data[pos-2]) && m.data[pos-1] == 0 {
+				return pos - 2, true
+			}
+			return pos, false
+		}
+		if pos-1 >= m.low && set.has(m.data[pos-1]) {
+			return pos - 1, true
+		}
+		return pos, false
+	}
 	if m.wide {
 		if pos+1 < m.limit && set.has(m.data[pos]) && m.data[pos+1] == 0 {
 			return pos + 2, true
@@ -709,6 +739,9 @@ func (m *reMatcher) repeatClass(n *reNode, set *byteSet, pos int, k func(int) bo
 	w := 1
 	if m.wide {
 		w = 2
+	}
+	if m.rev {
+		w = -w
 	}
 	// Count how many consecutive positions match, up to max.
 	cnt := 0

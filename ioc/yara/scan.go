@@ -63,6 +63,25 @@ type scanCtx struct {
 	ep      val
 	epDone  bool
 	m       reMatcher
+	done    <-chan struct{} // the scan's cancellation; checked in long loops
+	stopped bool            // set when done was closed during evaluation
+}
+
+// cancelled reports, every few thousand calls, whether the scan was
+// cancelled; long condition loops stop early when it returns true.
+func (x *scanCtx) cancelled(i int64) bool {
+	if x.stopped {
+		return true
+	}
+	if i&0xFFF != 0 || x.done == nil {
+		return false
+	}
+	select {
+	case <-x.done:
+		x.stopped = true
+	default:
+	}
+	return x.stopped
 }
 
 // atomIndex finds the atoms of all patterns in one pass per atom length.
@@ -218,19 +237,26 @@ func (r *Rules) Scan(ctx context.Context, data []byte, opts ...ScanOption) ([]Ma
 		defer cancel()
 	}
 	x, err := r.scan(ctx, data)
+	var ms []Match
+	if err == nil {
+		ms, err = r.evaluate(ctx, x)
+	}
 	if err != nil {
 		if errors.Is(context.Cause(ctx), ErrScanTimeout) {
 			return nil, fmt.Errorf("yara: scan: %w after %v", ErrScanTimeout, cfg.timeout)
 		}
-		return nil, fmt.Errorf("yara: scan: %w", err)
+		if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
+			return nil, fmt.Errorf("yara: scan: %w", ctx.Err())
+		}
+		return nil, err
 	}
-	return r.evaluate(ctx, x)
+	return ms, nil
 }
 
 const ctxCheckEvery = 1 << 20
 
 func (r *Rules) scan(ctx context.Context, data []byte) (*scanCtx, error) {
-	x := &scanCtx{r: r, data: data, matches: make([][]smatch, len(r.strs))}
+	x := &scanCtx{r: r, data: data, matches: make([][]smatch, len(r.strs)), done: ctx.Done()}
 	x.m.data = data
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -270,6 +296,10 @@ func (r *Rules) scan(ctx context.Context, data []byte) (*scanCtx, error) {
 		slices.SortStableFunc(ms, func(a, b smatch) int {
 			if a.off != b.off {
 				return cmpOrdered(a.off, b.off)
+			}
+			// Like YARA, of matches at one offset the longest is kept.
+			if a.n != b.n {
+				return int(b.n - a.n)
 			}
 			return int(a.pat - b.pat)
 		})
@@ -322,9 +352,13 @@ func (r *Rules) verify(x *scanCtx, pi, start int) {
 		} else if string(seg) != string(p.lit) {
 			return
 		}
+	} else if p.bwd != nil {
+		r.verifySplit(x, p, pi, start)
+		return
 	} else {
 		m := &x.m
 		m.wide = p.wide
+		m.rev = false
 		m.limit = min(len(data), start+reScanLimit)
 		n = m.matchAt(p.re, start)
 		if n <= 0 {
@@ -339,6 +373,46 @@ func (r *Rules) verify(x *scanCtx, pi, start int) {
 		return
 	}
 	x.matches[p.str] = append(ms, smatch{off: int64(start), n: int32(n), pat: int32(pi)})
+}
+
+// verifySplit verifies a pattern whose atom starts at 'at' in the middle of
+// the pattern: the rest is matched forward once, then every start that the
+// part before the atom can have is a match ending there.
+func (r *Rules) verifySplit(x *scanCtx, p *pattern, pi, at int) {
+	data := x.data
+	m := &x.m
+	m.wide = p.wide
+	m.rev = false
+	m.limit = min(len(data), at+reScanLimit)
+	n := m.matchAt(p.fwd, at)
+	if n < 0 {
+		return
+	}
+	end := at + n
+	m.rev = true
+	m.low = max(0, at-reScanLimit)
+	m.steps = 0
+	var starts []int
+	m.match(p.bwd, at, func(s int) bool {
+		if !slices.Contains(starts, s) {
+			starts = append(starts, s)
+		}
+		return false // enumerate every start
+	})
+	m.rev = false
+	for _, s := range starts {
+		if end-s <= 0 || end-s > reScanLimit {
+			continue
+		}
+		if p.fullword && !fullwordOK(data, s, end, p.wide) {
+			continue
+		}
+		ms := x.matches[p.str]
+		if len(ms) >= maxStringMatches {
+			return
+		}
+		x.matches[p.str] = append(ms, smatch{off: int64(s), n: int32(end - s), pat: int32(pi)})
+	}
 }
 
 func foldByte(b byte) byte {
@@ -376,10 +450,13 @@ func (r *Rules) evaluate(ctx context.Context, x *scanCtx) ([]Match, error) {
 	for i, ru := range r.rules {
 		if i%64 == 0 {
 			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("yara: scan: %w", err)
+				return nil, err
 			}
 		}
 		v := ru.cond.ev(x)
+		if x.stopped {
+			return nil, ctx.Err()
+		}
 		x.ruleRes[i] = v.ok && v.i != 0
 		if ru.global && !x.ruleRes[i] {
 			globalFail = true

@@ -17,6 +17,9 @@ type pattern struct {
 	wide     bool // regex matched in wide mode / fullword checked in wide mode
 	fullword bool
 	bol      bool // regex anchored at the start of data
+	// fwd and bwd are set when the atom is not in the fixed-width prefix:
+	// a match runs fwd forward from the atom and bwd (reversed) backward.
+	fwd, bwd *reNode
 	atoms    [][]byte
 	atomOff  int      // offset of the atom from the start of a match
 	first    *byteSet // no-atom patterns: bytes a match can start with

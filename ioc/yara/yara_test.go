@@ -304,3 +304,14 @@ rule suspicious_powershell : windows {
 	// suspicious_powershell [windows]
 	// $enc@15 "-encodedcommand"
 }
+
+func TestScanCancelDuringCondition(t *testing.T) {
+	r := mustCompile(t, `rule slow { condition: for all i in (0..0x7FFFFFFFFFFF) : (i >= 0) }`)
+	ctx, cancel := context.WithCancel(context.Background())
+	// The condition loop notices the cancellation within a few thousand
+	// iterations instead of running for hours.
+	go cancel()
+	if _, err := r.Scan(ctx, []byte("x")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
