@@ -53,8 +53,9 @@ type pfRule struct {
 
 // canonical returns the rule's text in one normalized form, so that the
 // rule as cordon wrote it and as pfctl prints it compare equal: hosts as
-// prefixes, ports normalized, pf's defaults (keep state and flags S/SA on
-// pass rules) made explicit or dropped.
+// prefixes, ports normalized, ICMP types as numbers, pf's defaults (keep
+// state and flags S/SA on pass rules) made explicit or dropped. The form
+// is itself valid input for parseRuleLine.
 func (r pfRule) canonical() string {
 	var b strings.Builder
 	b.WriteString(r.action)
@@ -87,7 +88,11 @@ func (r pfRule) canonical() string {
 		b.WriteString(" port " + s)
 	}
 	if r.icmpType >= 0 {
-		b.WriteString(" type " + strconv.Itoa(r.icmpType))
+		if r.proto == "ipv6-icmp" {
+			b.WriteString(" icmp6-type " + strconv.Itoa(r.icmpType))
+		} else {
+			b.WriteString(" icmp-type " + strconv.Itoa(r.icmpType))
+		}
 		if r.icmpCode >= 0 {
 			b.WriteString(" code " + strconv.Itoa(r.icmpCode))
 		}
