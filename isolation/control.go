@@ -546,11 +546,14 @@ func (c ControlClient) Do(ctx context.Context, req ControlRequest) (ControlRespo
 	if err != nil {
 		return ControlResponse{}, fmt.Errorf("isolation: control client: %w", err)
 	}
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return ControlResponse{}, fmt.Errorf("isolation: control client: %w", err)
-	}
+	_, werr := conn.Write(append(b, '\n'))
+	// A server that refuses the peer answers and closes without reading,
+	// so the write may fail while the answer is waiting: read it anyway.
 	line, err := readLine(bufio.NewReader(conn), 4<<20)
 	if err != nil {
+		if werr != nil {
+			return ControlResponse{}, fmt.Errorf("isolation: control client: %w", werr)
+		}
 		return ControlResponse{}, fmt.Errorf("isolation: control client: reading answer: %w", err)
 	}
 	var r ControlResponse
