@@ -1,0 +1,100 @@
+package feed
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Watch is a running directory watch; see Loader.Watch.
+type Watch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Stop ends the watch and waits for it to finish. It is idempotent.
+func (w *Watch) Stop() {
+	w.cancel()
+	<-w.done
+}
+
+// Done is closed when the watch has ended (Stop, or ctx done).
+func (w *Watch) Done() <-chan struct{} { return w.done }
+
+// Watch loads every feed file of dir (as LoadDir) and then watches dir:
+// after a file is created, written, renamed or removed and Config.Debounce
+// has passed without another change, the changed files are reloaded at
+// once and the snapshot swapped; a file that fails keeps its previous
+// content and is reported (Config.OnReload, Config.Logger). Subdirectories
+// are not watched. It returns the first load's report, and an error when
+// dir cannot be watched. The watch runs until ctx is done or Stop.
+func (l *Loader) Watch(ctx context.Context, dir string) (*Watch, Reload, error) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, Reload{}, fmt.Errorf("feed: watch %s: %w", dir, err)
+	}
+	if err := fw.Add(dir); err != nil {
+		fw.Close()
+		return nil, Reload{}, fmt.Errorf("feed: watch %s: %w", dir, err)
+	}
+	// Load after the watch is in place, so no change falls between.
+	first := l.LoadDir(dir)
+	ctx, cancel := context.WithCancel(ctx)
+	w := &Watch{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer fw.Close()
+		l.watchLoop(ctx, dir, fw.Events, fw.Errors)
+	}()
+	return w, first, nil
+}
+
+// watchLoop debounces file events and reloads the files they name. It
+// returns when ctx is done or events is closed.
+func (l *Loader) watchLoop(ctx context.Context, dir string, events <-chan fsnotify.Event, errs <-chan error) {
+	pending := map[string]bool{}
+	// The debounce timer; time's timers are faked by testing/synctest.
+	t := time.NewTimer(l.cfg.Debounce)
+	t.Stop()
+	defer t.Stop()
+	var timer <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if filepath.Clean(filepath.Dir(ev.Name)) != filepath.Clean(dir) {
+				continue
+			}
+			name := filepath.Base(ev.Name)
+			if ignored(name) || ev.Op == fsnotify.Chmod {
+				continue
+			}
+			pending[name] = true
+			t.Reset(l.cfg.Debounce)
+			timer = t.C
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			l.log.Error("feed: watch error", "dir", dir, "err", err)
+			if l.cfg.OnReload != nil {
+				l.cfg.OnReload(Reload{Errors: []error{&FileError{File: dir, Err: err}}, Snapshot: l.Snapshot()})
+			}
+		case <-timer:
+			timer = nil
+			names := slices.Sorted(maps.Keys(pending))
+			clear(pending)
+			l.sync(dir, names)
+		}
+	}
+}
