@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/expr-lang/expr/vm"
+
 	"github.com/cordonsec/cordon/ioc"
 )
 
@@ -337,8 +339,9 @@ func (e *Engine) act(ctx context.Context, dec *Decision, f Firing, env *Env, now
 		IndicatorValue: env.Indicator.Value, DryRun: dry, Actions: make([]ActionRecord, 0, len(r.Actions))}
 	suppressed := false
 	if s := r.Suppress; s != nil {
-		var m vmHolder
-		v, err := runAny(&m.vm, s.key, env)
+		m := vmPool.Get().(*vm.VM)
+		v, err := runAny(m, s.key, env)
+		vmPool.Put(m)
 		if err != nil {
 			rd.Result, rd.Error = ResultFailed, "suppress.key: "+err.Error()
 			return rd

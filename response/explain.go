@@ -133,7 +133,7 @@ func (x *Explanation) Text() string {
 			state += " [dry-run]"
 		}
 		fmt.Fprintf(&b, "\nrule %s (%s:%d): %s\n", r.Rule, r.File, r.Line, state)
-		fmt.Fprintf(&b, "  when: %s\n", r.When)
+		fmt.Fprintf(&b, "  when: %s\n", strings.Join(strings.Fields(r.When), " "))
 		for _, ev := range r.Evaluations {
 			head := "no indicator"
 			if ev.Index >= 0 {

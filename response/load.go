@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
+	"sync"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -613,16 +615,21 @@ func nodePos(n ast.Node) (int, int) {
 	return 0, 0
 }
 
-// exprOptions are the options every expression is compiled with.
-func (l *loader) exprOptions(extra ...expr.Option) []expr.Option {
+// baseOptions are the options every expression is compiled with; built
+// once, since each is only applied to a new compiler configuration.
+var baseOptions = sync.OnceValue(func() []expr.Option {
 	opts := []expr.Option{
 		expr.Env(Env{}),
-		expr.MaxNodes(l.cfg.MaxExprNodes),
 		expr.DisableBuiltin("now"),
 		expr.DisableBuiltin("repeat"),
 	}
 	opts = append(opts, helperOptions...)
-	opts = append(opts, severityOptions()...)
+	return append(opts, severityOptions()...)
+})
+
+// exprOptions are the options of one expression.
+func (l *loader) exprOptions(extra ...expr.Option) []expr.Option {
+	opts := append(slices.Clone(baseOptions()), expr.MaxNodes(l.cfg.MaxExprNodes))
 	return append(opts, extra...)
 }
 
@@ -637,9 +644,10 @@ func (l *loader) compileExpr(n ast.Node, field, src string, off int, extra ...ex
 		l.errAt(n, field, ErrExpression, "is empty")
 		return nil, false
 	}
-	prog, err := compileExprSafe(src, l.exprOptions(extra...))
+	opts := l.exprOptions(extra...)
+	prog, err := compileExprSafe(src, opts)
 	if err == nil {
-		err = checkSeverityNames(src, l.exprOptions(extra...))
+		err = checkSeverityNames(src, opts)
 	}
 	if err != nil {
 		l.exprErr(n, field, off, err)

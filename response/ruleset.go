@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -378,4 +379,21 @@ type walker func(ast.Node)
 
 func (w walker) Visit(n *ast.Node) { w(*n) }
 
-type vmHolder struct{ vm vm.VM }
+// vmPool holds VMs for templates and suppression keys; a VM is used by
+// one goroutine at a time.
+var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
+
+// Evaluate returns the rules of rs that fire for d evaluated at now, in
+// order, honouring stop; it uses the index and has no effect.
+func (rs *RuleSet) Evaluate(d *ioc.Detection, now time.Time) []Firing {
+	fired, _ := rs.evaluate(NewEnv(d, now), true)
+	return fired
+}
+
+// EvaluateAll is Evaluate without the index: every rule is evaluated for
+// every indicator. It gives the same result, more slowly; it is the
+// reference the index is tested against.
+func (rs *RuleSet) EvaluateAll(d *ioc.Detection, now time.Time) []Firing {
+	fired, _ := rs.evaluate(NewEnv(d, now), false)
+	return fired
+}

@@ -38,14 +38,15 @@ func (t *Template) Render(env *Env) (string, error) {
 	if len(t.parts) == 1 && t.parts[0].prog == nil {
 		return t.parts[0].text, nil
 	}
-	var m vm.VM
+	m := vmPool.Get().(*vm.VM)
+	defer vmPool.Put(m)
 	var b strings.Builder
 	for _, p := range t.parts {
 		if p.prog == nil {
 			b.WriteString(p.text)
 			continue
 		}
-		v, err := runAny(&m, p.prog, env)
+		v, err := runAny(m, p.prog, env)
 		if err != nil {
 			return "", err
 		}
