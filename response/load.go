@@ -8,8 +8,8 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
