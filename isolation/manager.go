@@ -630,7 +630,8 @@ func (m *Manager) ReportChannel(up bool) {
 
 // Restore loads the persisted state and reconciles the host to it: an
 // isolation whose deadline has not passed is applied again (whatever step
-// the previous process crashed in), one whose deadline passed is released,
+// the previous process crashed in), with the mode's exclusion list from
+// the current Config; one whose deadline passed is released,
 // an interrupted release is completed. With no persisted isolation, rules
 // an Observer enforcer still reports are cleared. It must be called once,
 // before any other operation; a failure leaves the state failed (and
@@ -693,6 +694,13 @@ func (m *Manager) Restore(ctx context.Context) error {
 			}
 		}
 		return nil
+	}
+	if rec.Target == StateOn && (rec.Mode == ModeAutomatic || rec.Mode == ModeManual) {
+		// The configuration is authoritative: a policy or host list that
+		// changed while the agent was down applies now.
+		m.mu.Lock()
+		rec.Exclusions = m.modes[rec.Mode].Exclusions.Clone()
+		m.mu.Unlock()
 	}
 	m.mu.Lock()
 	m.rec = rec

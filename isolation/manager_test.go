@@ -832,3 +832,23 @@ func snapshotPath(e *env) string {
 	}
 	return ""
 }
+
+func TestRestoreUsesCurrentExclusions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.isolate(isolation.Request{Mode: isolation.ModeManual})
+		_ = e.m.Close()
+		// The host's own list changed while the agent was down.
+		e2 := &env{t: t, fake: e.fake.Reopen(), sink: &sink{}, res: e.res, store: e.store, cfg: e.cfg}
+		e2.cfg.Enforcer, e2.cfg.Sink = e2.fake, e2.sink
+		e2.cfg.Manual.Exclusions = isolation.Exclusions{Rules: []isolation.Rule{mustRule("out udp rport=123 name=ntp")}}
+		e2.start()
+		text := e2.plan().String()
+		if !strings.Contains(text, "name=ntp") || strings.Contains(text, "manual-ssh") {
+			t.Fatalf("restored plan:\n%s", text)
+		}
+		if st := e2.m.Status(); st.State != isolation.StateOn || len(st.Exclusions) == 0 {
+			t.Fatalf("status %+v", st)
+		}
+	})
+}
