@@ -3,9 +3,7 @@
 package wfp
 
 import (
-	"encoding/binary"
 	"fmt"
-	"net/netip"
 	"unsafe"
 
 	"github.com/cordonsec/cordon/isolation"
@@ -75,50 +73,6 @@ func extendedTable(family uint32) ([]byte, error) {
 	return nil, fmt.Errorf("GetExtendedTcpTable(family %d): table keeps growing", family)
 }
 
-// parseTable4 decodes MIB_TCPTABLE_OWNER_PID: a DWORD count, then rows of
-// six DWORDs (state, local addr, local port, remote addr, remote port,
-// pid); addresses and ports are in network byte order.
-func parseTable4(b []byte) []TCPConn {
-	const row = 24
-	if len(b) < 4 {
-		return nil
-	}
-	n := int(binary.LittleEndian.Uint32(b))
-	var out []TCPConn
-	for i := 0; i < n && 4+(i+1)*row <= len(b); i++ {
-		r := b[4+i*row:]
-		out = append(out, TCPConn{
-			State:  TCPState(binary.LittleEndian.Uint32(r[0:])),
-			Local:  netip.AddrPortFrom(netip.AddrFrom4([4]byte(r[4:8])), binary.BigEndian.Uint16(r[8:10])),
-			Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte(r[12:16])), binary.BigEndian.Uint16(r[16:18])),
-			PID:    binary.LittleEndian.Uint32(r[20:]),
-		})
-	}
-	return out
-}
-
-// parseTable6 decodes MIB_TCP6TABLE_OWNER_PID: rows of local addr[16],
-// local scope, local port, remote addr[16], remote scope, remote port,
-// state, pid.
-func parseTable6(b []byte) []TCPConn {
-	const row = 56
-	if len(b) < 4 {
-		return nil
-	}
-	n := int(binary.LittleEndian.Uint32(b))
-	var out []TCPConn
-	for i := 0; i < n && 4+(i+1)*row <= len(b); i++ {
-		r := b[4+i*row:]
-		out = append(out, TCPConn{
-			Local:  netip.AddrPortFrom(netip.AddrFrom16([16]byte(r[0:16])), binary.BigEndian.Uint16(r[20:22])),
-			Remote: netip.AddrPortFrom(netip.AddrFrom16([16]byte(r[24:40])), binary.BigEndian.Uint16(r[44:46])),
-			State:  TCPState(binary.LittleEndian.Uint32(r[48:])),
-			PID:    binary.LittleEndian.Uint32(r[52:]),
-		})
-	}
-	return out
-}
-
 func processPath(pid uint32) string {
 	if pid == 0 || pid == 4 {
 		return ""
@@ -136,15 +90,6 @@ func processPath(pid uint32) string {
 	return windows.UTF16ToString(buf[:n])
 }
 
-// mibTCPRow is MIB_TCPROW.
-type mibTCPRow struct {
-	State      uint32
-	LocalAddr  uint32
-	LocalPort  uint32
-	RemoteAddr uint32
-	RemotePort uint32
-}
-
 func (iphlpTable) EndTCP(c TCPConn) error {
 	if !c.Local.Addr().Unmap().Is4() || !c.Remote.Addr().Unmap().Is4() {
 		return fmt.Errorf("end TCP connection %s -> %s: no SetTcpEntry for IPv6: %w", c.Local, c.Remote, isolation.ErrUnsupported)
@@ -152,17 +97,7 @@ func (iphlpTable) EndTCP(c TCPConn) error {
 	if err := procSetTcpEntry.Find(); err != nil {
 		return err
 	}
-	la, ra := c.Local.Addr().Unmap().As4(), c.Remote.Addr().Unmap().As4()
-	var lp, rp [4]byte
-	binary.BigEndian.PutUint16(lp[:], c.Local.Port())
-	binary.BigEndian.PutUint16(rp[:], c.Remote.Port())
-	row := mibTCPRow{
-		State:      uint32(TCPDeleteTCB),
-		LocalAddr:  binary.LittleEndian.Uint32(la[:]),
-		LocalPort:  binary.LittleEndian.Uint32(lp[:]),
-		RemoteAddr: binary.LittleEndian.Uint32(ra[:]),
-		RemotePort: binary.LittleEndian.Uint32(rp[:]),
-	}
+	row := deleteTCBRow(c)
 	r, _, _ := procSetTcpEntry.Call(uintptr(unsafe.Pointer(&row)))
 	if r != 0 {
 		return fmt.Errorf("SetTcpEntry(%s -> %s, DELETE_TCB): %w", c.Local, c.Remote, windows.Errno(r))
