@@ -48,6 +48,12 @@ rule infix_exe { strings: $a = /[a-z]{2,8}\.exe/ nocase condition: $a }
 rule infix_alt { strings: $a = /(ab|b)cdef/ condition: $a }
 rule infix_wide { strings: $a = /[a-z]+run/ wide condition: $a }
 rule hex_lead_wild { strings: $a = { ?? ?? 8B 45 FC } condition: $a }
+rule undef_or { condition: uint32(filesize) == 1 or filesize > 0 }
+rule undef_not { condition: not (uint8(filesize) == 1) }
+rule undef_defined { condition: not defined uint8(filesize) and defined filesize }
+rule str_at { strings: $a = "ab" condition: $a at 0 or #a in (0..1000) > 2 }
+rule of_pct { strings: $a = "xyz" $b = "uvw" $c = "abc" condition: 67% of them }
+rule for_of_anon { strings: $a = "ab" $b = "evil" condition: for 2 of ($a, $b) : (# > 2 and @[1] < filesize \ 2) }
 rule hex_lead_alt { strings: $a = { ( 31 | 33 ) C0 [1-4] 5D C3 } condition: $a }
 `
 
@@ -202,7 +208,7 @@ func TestDifferentialYara(t *testing.T) {
 		}
 	}
 	// The comparison means something only if the data exercises the rules.
-	if len(seenRules) < 31 {
+	if len(seenRules) < 35 {
 		t.Errorf("yara matched only %d distinct rules; the generated data no longer exercises the rule set", len(seenRules))
 	}
 }

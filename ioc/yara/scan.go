@@ -64,7 +64,8 @@ type scanCtx struct {
 	epDone  bool
 	m       reMatcher
 	done    <-chan struct{} // the scan's cancellation; checked in long loops
-	stopped bool            // set when done was closed during evaluation
+	stopped bool            // set when done was closed during the scan
+	nverify int             // verifications so far, to pace cancellation checks
 }
 
 // cancelled reports, every few thousand calls, whether the scan was
@@ -269,6 +270,9 @@ func (r *Rules) scan(ctx context.Context, data []byte) (*scanCtx, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if x.stopped {
+			return nil, ctx.Err()
+		}
 	}
 	for _, pi := range r.noAtom {
 		p := r.pats[pi]
@@ -286,6 +290,9 @@ func (r *Rules) scan(ctx context.Context, data []byte) (*scanCtx, error) {
 			}
 			if err := ctx.Err(); err != nil {
 				return nil, err
+			}
+			if x.stopped {
+				return nil, ctx.Err()
 			}
 		}
 	}
@@ -334,6 +341,13 @@ func fullwordOK(data []byte, start, end int, wide bool) bool {
 }
 
 func (r *Rules) verify(x *scanCtx, pi, start int) {
+	x.nverify++
+	if x.nverify&0xFF == 0 && x.cancelled(0) {
+		return
+	}
+	if x.stopped {
+		return
+	}
 	p := r.pats[pi]
 	data := x.data
 	var n int
