@@ -58,8 +58,9 @@ type Observation struct {
 
 // Observer is implemented by enforcers that can report the state in force
 // on the platform, by reading it back (the same reading Apply verifies
-// with). Plans read back may lose rule names; compare with
-// Plan.Equivalent. The conformance suite uses it when present.
+// with). A plan read back may lose rule names and may report management
+// endpoints as plain rules; the conformance suite compares with
+// Plan.Equivalent, and uses Observe when present.
 type Observer interface {
 	Observe(ctx context.Context) (Observation, error)
 }

@@ -637,10 +637,26 @@ func (p Plan) String() string {
 // included, in any order.
 func (p Plan) Equal(o Plan) bool { return p.String() == o.String() }
 
-// Equivalent reports whether p and o allow the same flows rule for rule,
-// ignoring rule and endpoint names. An adapter that reads its rules back
-// from the platform, where names may be lost, compares with Equivalent.
-func (p Plan) Equivalent(o Plan) bool { return p.Unnamed().Equal(o.Unnamed()) }
+// Equivalent reports whether p and o hold the same allow rules, rule for
+// rule, once management endpoints are turned into their outbound rules
+// (Endpoint.Rule) and names are dropped. An adapter that reads its rules
+// back from the platform, where names and the endpoint/rule distinction
+// may be lost, compares with Equivalent (and may report everything it
+// reads back as Rules).
+func (p Plan) Equivalent(o Plan) bool {
+	return slices.Equal(p.unnamedRuleTexts(), o.unnamedRuleTexts())
+}
+
+func (p Plan) unnamedRuleTexts() []string {
+	all := p.AllRules()
+	out := make([]string, 0, len(all))
+	for _, r := range all {
+		r.Name = ""
+		out = append(out, r.String())
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
 
 // Unnamed returns a copy with all rule and endpoint names removed.
 func (p Plan) Unnamed() Plan {

@@ -108,3 +108,26 @@ func TestPlanTextRoundTrip(t *testing.T) {
 		t.Fatalf("message %q does not say where", err)
 	}
 }
+
+func TestPlanEquivalent(t *testing.T) {
+	ep := Endpoint{Name: "bus", Protocol: ProtocolTCP, Port: 4222, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}}
+	dns := Rule{Name: "dns", Direction: DirectionOut, Protocol: ProtocolUDP, RemotePorts: []PortRange{Port(53)}}
+	p := Plan{Management: []Endpoint{ep}, Rules: []Rule{dns}}
+	// Read back without names, the endpoint as a plain rule.
+	flat := Plan{Rules: []Rule{{Direction: DirectionOut, Protocol: ProtocolUDP, RemotePorts: []PortRange{Port(53)}}, ep.Rule()}}
+	if !p.Equivalent(flat) || !flat.Equivalent(p) {
+		t.Fatalf("not equivalent:\n%s\n%s", p, flat)
+	}
+	if p.Equal(flat) {
+		t.Fatal("Equal ignores the difference")
+	}
+	other := flat
+	other.Rules = []Rule{ep.Rule()}
+	if p.Equivalent(other) {
+		t.Fatal("a missing rule is equivalent")
+	}
+	wider := Plan{Management: []Endpoint{ep}, Rules: []Rule{{Direction: DirectionBoth, Protocol: ProtocolUDP, RemotePorts: []PortRange{Port(53)}}}}
+	if p.Equivalent(wider) {
+		t.Fatal("a wider rule is equivalent")
+	}
+}
