@@ -1,0 +1,582 @@
+package nftables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+
+	gnft "github.com/google/nftables"
+	mnl "github.com/mdlayher/netlink"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/cordonsec/cordon/isolation"
+)
+
+// Enforcer is the nftables isolation.Enforcer. It also implements
+// isolation.Observer and isolation.Capable. It is safe for concurrent use:
+// calls are serialized.
+type Enforcer struct {
+	log *slog.Logger
+	ns  *os.File
+
+	mu     sync.Mutex
+	closed bool
+	conn   *gnft.Conn      // nftables, in ns
+	nl     *netlink.Handle // conntrack and addresses, in ns
+}
+
+var (
+	_ isolation.Enforcer = (*Enforcer)(nil)
+	_ isolation.Observer = (*Enforcer)(nil)
+	_ isolation.Capable  = (*Enforcer)(nil)
+)
+
+// New returns an Enforcer for the network namespace cfg names. It opens
+// its netlink sockets there and changes nothing. Errors wrap
+// isolation.ErrInvalidConfig, ErrNamespace or ErrNetlink.
+func New(cfg Config) (*Enforcer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ns, err := openNamespace(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	conn, err := gnft.New(gnft.WithNetNSFd(int(ns.Fd())), gnft.AsLasting(), gnft.WithSockOptions(bigBuffers))
+	if err != nil {
+		_ = ns.Close()
+		return nil, fmt.Errorf("nftables: %w: nftables socket: %w", ErrNetlink, err)
+	}
+	nl, err := netlink.NewHandleAt(netns.NsHandle(int(ns.Fd())), unix.NETLINK_NETFILTER, unix.NETLINK_ROUTE)
+	if err != nil {
+		_ = conn.CloseLasting()
+		_ = ns.Close()
+		return nil, fmt.Errorf("nftables: %w: netlink handle: %w", ErrNetlink, err)
+	}
+	return &Enforcer{log: cfg.logger(), ns: ns, conn: conn, nl: nl}, nil
+}
+
+// batchBuffer is the send and receive buffer size of the nftables socket.
+// A plan's whole table goes in one sendmsg (a thousand exclusions are
+// about a megabyte), and the kernel acknowledges every message of the
+// batch; the default buffers (about 200 KiB) fail the first with EMSGSIZE
+// and drop acknowledgements of the second.
+const batchBuffer = 64 << 20
+
+// bigBuffers raises the socket's buffers past the system maximum
+// (SO_*BUFFORCE needs CAP_NET_ADMIN, which enforcing needs anyway).
+func bigBuffers(c *mnl.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
+			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, batchBuffer); e != nil && serr == nil {
+				serr = fmt.Errorf("setsockopt %d: %w", opt, e)
+			}
+		}
+	})
+	return errors.Join(err, serr)
+}
+
+// Capabilities implements isolation.Capable: nftables cannot match rules
+// by application.
+func (e *Enforcer) Capabilities() isolation.Capabilities { return isolation.Capabilities{} }
+
+// Apply implements isolation.Enforcer. It writes the table in one netlink
+// batch (nothing when the rules in force are already p's), ends the TCP
+// connections and deletes the conntrack entries p does not allow, and
+// reads the rules back. Errors wrap isolation.ErrInvalidRule,
+// isolation.ErrUnsupported (application rules), isolation.ErrClosed,
+// ctx.Err(), ErrNetlink, or isolation.ErrReadBack.
+func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return fmt.Errorf("nftables: apply: %w", isolation.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("nftables: apply: %w", err)
+	}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("nftables: apply: %w", err)
+	}
+	if p.HasApplicationRules() {
+		return fmt.Errorf("nftables: apply: rules matching an application: %w", isolation.ErrUnsupported)
+	}
+	want := planLayout(p)
+	st, err := e.read()
+	if err != nil {
+		return fmt.Errorf("nftables: apply: read: %w", err)
+	}
+	if !st.holds(want) {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("nftables: apply: %w", err)
+		}
+		if err := e.write(st, want); err != nil {
+			return fmt.Errorf("nftables: apply: %w", err)
+		}
+		e.log.Info("nftables: isolation rules written", "rules", len(want.input)+len(want.output)+2)
+	}
+	sweepErr := e.sweep(p)
+	st, err = e.read()
+	if err != nil {
+		return fmt.Errorf("nftables: apply: read back: %w: %w", isolation.ErrReadBack, err)
+	}
+	if !st.holds(want) {
+		return fmt.Errorf("nftables: apply: %w: %s", isolation.ErrReadBack, st.problem(want))
+	}
+	if sweepErr != nil {
+		return fmt.Errorf("nftables: apply: rules in force, but ending connections failed: %w", sweepErr)
+	}
+	return nil
+}
+
+// Clear implements isolation.Enforcer: it deletes the table. Clearing a
+// namespace without the table returns nil.
+func (e *Enforcer) Clear(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return fmt.Errorf("nftables: clear: %w", isolation.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("nftables: clear: %w", err)
+	}
+	if _, err := e.conn.ListTableOfFamily(tableName, gnft.TableFamilyINet); err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("nftables: clear: %w: %w", ErrNetlink, err)
+	}
+	e.conn.DelTable(table)
+	if err := e.conn.Flush(); err != nil && !isNotFound(err) {
+		return fmt.Errorf("nftables: clear: %w: %w", ErrNetlink, err)
+	}
+	e.log.Info("nftables: isolation rules removed")
+	return nil
+}
+
+// Close implements isolation.Enforcer: it closes the enforcer's sockets and
+// leaves the rules in force.
+func (e *Enforcer) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	err := e.conn.CloseLasting()
+	e.nl.Close()
+	return errors.Join(err, e.ns.Close())
+}
+
+// Observe implements isolation.Observer: it reads the table back and
+// decodes the plan in force. Remote prefixes and port ranges read back
+// merged where they overlap or touch; names of management endpoints longer
+// than fit in a rule comment are lost. A table whose content this adapter
+// did not write gives an error wrapping isolation.ErrReadBack.
+func (e *Enforcer) Observe(ctx context.Context) (isolation.Observation, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return isolation.Observation{}, fmt.Errorf("nftables: observe: %w", isolation.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return isolation.Observation{}, fmt.Errorf("nftables: observe: %w", err)
+	}
+	st, err := e.read()
+	if err != nil {
+		return isolation.Observation{}, fmt.Errorf("nftables: observe: %w", err)
+	}
+	if !st.exists {
+		return isolation.Observation{}, nil
+	}
+	if msg := st.structural(); msg != "" {
+		return isolation.Observation{Active: true}, fmt.Errorf("nftables: observe: %w: %s", isolation.ErrReadBack, msg)
+	}
+	p, err := layoutPlan(st.layout)
+	if err != nil {
+		return isolation.Observation{Active: true}, fmt.Errorf("nftables: observe: %w: %w", isolation.ErrReadBack, err)
+	}
+	return isolation.Observation{Active: true, Plan: p}, nil
+}
+
+// state is the table as read from the kernel.
+type state struct {
+	exists      bool
+	badChains   []string // chains to delete: not ours, or ours with the wrong hook
+	recreate    bool     // a base chain cannot be repaired in place
+	chainIssue  string   // first structural problem of the chains
+	loopback    [2]bool  // the loopback rule heads the chain
+	ruleIssue   string   // first rule that is not an atom
+	layout      layout
+	inputExists bool
+	outExists   bool
+}
+
+func (s state) structural() string {
+	switch {
+	case s.chainIssue != "":
+		return s.chainIssue
+	case !s.loopback[chainInput]:
+		return "chain input does not start with the loopback rule"
+	case !s.loopback[chainOutput]:
+		return "chain output does not start with the loopback rule"
+	case s.ruleIssue != "":
+		return s.ruleIssue
+	}
+	return ""
+}
+
+// holds reports whether the table is exactly the one want describes.
+func (s state) holds(want layout) bool {
+	return s.exists && s.structural() == "" && s.layout.equal(want)
+}
+
+func (s state) problem(want layout) string {
+	if !s.exists {
+		return "table inet " + tableName + " is missing"
+	}
+	if m := s.structural(); m != "" {
+		return m
+	}
+	return want.diff(s.layout)
+}
+
+// read reads the table, its chains and rules.
+func (e *Enforcer) read() (state, error) {
+	var st state
+	if _, err := e.conn.ListTableOfFamily(tableName, gnft.TableFamilyINet); err != nil {
+		if isNotFound(err) {
+			return st, nil
+		}
+		return st, fmt.Errorf("%w: list table: %w", ErrNetlink, err)
+	}
+	st.exists = true
+	chains, err := e.conn.ListChainsOfTableFamily(gnft.TableFamilyINet)
+	if err != nil {
+		return st, fmt.Errorf("%w: list chains: %w", ErrNetlink, err)
+	}
+	found := map[chainID]*gnft.Chain{}
+	for _, c := range chains {
+		if c.Table == nil || c.Table.Name != tableName {
+			continue
+		}
+		id, ok := chainInput, false
+		switch c.Name {
+		case chainInputName:
+			id, ok = chainInput, true
+		case chainOutputName:
+			id, ok = chainOutput, true
+		}
+		if !ok {
+			st.badChains = append(st.badChains, c.Name)
+			if st.chainIssue == "" {
+				st.chainIssue = "foreign chain " + c.Name + " in the table"
+			}
+			continue
+		}
+		found[id] = c
+		want := baseChain(id)
+		if c.Hooknum == nil || *c.Hooknum != *want.Hooknum || c.Priority == nil || *c.Priority != *want.Priority || c.Type != want.Type {
+			st.recreate = true
+			if st.chainIssue == "" {
+				st.chainIssue = "chain " + c.Name + " has the wrong type, hook or priority"
+			}
+		}
+		if c.Policy == nil || *c.Policy != gnft.ChainPolicyDrop {
+			if st.chainIssue == "" {
+				st.chainIssue = "chain " + c.Name + " does not have policy drop"
+			}
+		}
+	}
+	sets := e.setReader()
+	for _, id := range []chainID{chainInput, chainOutput} {
+		if found[id] == nil {
+			if st.chainIssue == "" {
+				st.chainIssue = "chain " + id.String() + " is missing"
+			}
+			continue
+		}
+		rules, err := e.conn.GetRules(table, baseChain(id))
+		if err != nil {
+			return st, fmt.Errorf("%w: list rules of %s: %w", ErrNetlink, id, err)
+		}
+		for i, r := range rules {
+			a, lo, err := decodeRule(id, r.Exprs, r.UserData, sets)
+			if i == 0 {
+				st.loopback[id] = lo
+				if lo {
+					continue
+				}
+			}
+			if err != nil || lo {
+				if st.ruleIssue == "" {
+					if err == nil {
+						err = errors.New("loopback rule not at the head")
+					}
+					st.ruleIssue = fmt.Sprintf("chain %s, rule %d (handle %d): %v", id, i+1, r.Handle, err)
+				}
+				continue
+			}
+			if id == chainInput {
+				st.layout.input = append(st.layout.input, a)
+			} else {
+				st.layout.output = append(st.layout.output, a)
+			}
+		}
+	}
+	return st, nil
+}
+
+// setReader returns a reader of anonymous set elements that lists the
+// table's sets once, on first use.
+func (e *Enforcer) setReader() setReader {
+	var byName map[string]*gnft.Set
+	return func(name string) ([]span, error) {
+		if byName == nil {
+			sets, err := e.conn.GetSets(table)
+			if err != nil {
+				return nil, fmt.Errorf("%w: list sets: %w", ErrNetlink, err)
+			}
+			byName = map[string]*gnft.Set{}
+			for _, s := range sets {
+				byName[s.Name] = s
+			}
+		}
+		s := byName[name]
+		if s == nil {
+			return nil, fmt.Errorf("set %s not found", name)
+		}
+		if !s.Interval || !s.Anonymous {
+			return nil, fmt.Errorf("set %s is not an anonymous interval set", name)
+		}
+		elems, err := e.conn.GetSetElements(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: elements of set %s: %w", ErrNetlink, name, err)
+		}
+		return elementSpans(elems, int(s.KeyType.Bytes))
+	}
+}
+
+// write replaces the table's content with want in one transaction.
+// Flushing and refilling the chains inside one batch is atomic: packets
+// see either the old rules or the new ones, never none.
+func (e *Enforcer) write(st state, want layout) error {
+	c := e.conn
+	c.AddTable(table)
+	if st.recreate {
+		// A base chain with the wrong hook or priority cannot be changed in
+		// place: drop the table and build it again in this same batch.
+		c.DelTable(table)
+		c.AddTable(table)
+	} else {
+		for _, name := range st.badChains {
+			ch := &gnft.Chain{Name: name, Table: table}
+			c.FlushChain(ch)
+			c.DelChain(ch)
+		}
+	}
+	b := &batch{conn: c}
+	for _, id := range []chainID{chainInput, chainOutput} {
+		ch := c.AddChain(baseChain(id))
+		if st.exists && !st.recreate {
+			c.FlushChain(ch)
+		}
+		c.AddRule(&gnft.Rule{Table: table, Chain: ch, Exprs: loopbackExprs(id)})
+		atoms := want.input
+		if id == chainOutput {
+			atoms = want.output
+		}
+		for _, a := range atoms {
+			b.addAtom(a)
+		}
+	}
+	if b.err != nil {
+		return fmt.Errorf("%w: encode: %w", ErrNetlink, b.err)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("%w: write batch: %w", ErrNetlink, err)
+	}
+	return nil
+}
+
+// sweep ends the TCP connections and deletes the conntrack entries that p
+// does not allow.
+func (e *Enforcer) sweep(p isolation.Plan) error {
+	local, err := e.localAddrs()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if err := e.endConnections(p, local); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.deleteConntrack(p, local); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// localAddrs returns the addresses of the namespace's interfaces.
+func (e *Enforcer) localAddrs() (map[netip.Addr]bool, error) {
+	addrs, err := e.nl.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: list addresses: %w", ErrNetlink, err)
+	}
+	local := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			local[ip.Unmap()] = true
+		}
+	}
+	return local, nil
+}
+
+// isLocal reports whether traffic to a stays on the host (loopback
+// interface): loopback addresses and the host's own addresses.
+func isLocal(a netip.Addr, local map[netip.Addr]bool) bool {
+	a = a.Unmap()
+	return a.IsLoopback() || local[a]
+}
+
+// endConnections destroys the TCP sockets whose flow p does not allow.
+// The initiator of a connection is told by the listening sockets: a
+// connection on a local port with a listener was accepted (inbound).
+func (e *Enforcer) endConnections(p isolation.Plan, local map[netip.Addr]bool) error {
+	d, err := openDiag(e.ns)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	var all []sockInfo
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		socks, err := d.dumpTCP(fam)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrNetlink, err)
+		}
+		all = append(all, socks...)
+	}
+	victims := connectionsToEnd(p, all, local)
+	if len(victims) == 0 {
+		return nil
+	}
+	n, err := d.destroy(victims)
+	e.log.Info("nftables: ended TCP connections the plan does not allow", "ended", n, "found", len(victims))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNetlink, err)
+	}
+	return nil
+}
+
+// connectionsToEnd picks, from a sock_diag dump, the connections p does
+// not allow.
+func connectionsToEnd(p isolation.Plan, socks []sockInfo, local map[netip.Addr]bool) []sockInfo {
+	type listener struct {
+		addr netip.Addr
+		port uint16
+	}
+	listening := map[listener]bool{}
+	for _, s := range socks {
+		if s.state == tcpListen {
+			listening[listener{s.src.Unmap(), s.sport}] = true
+		}
+	}
+	var out []sockInfo
+	for _, s := range socks {
+		if !destroyable(s.state) || isLocal(s.dst, local) {
+			continue
+		}
+		f := isolation.Flow{Initiator: isolation.DirectionOut, Protocol: isolation.ProtocolTCP,
+			Remote: s.dst.Unmap(), LocalPort: s.sport, RemotePort: s.dport}
+		src := s.src.Unmap()
+		unspec4, unspec6 := netip.IPv4Unspecified(), netip.IPv6Unspecified()
+		if listening[listener{src, s.sport}] || listening[listener{unspec4, s.sport}] || listening[listener{unspec6, s.sport}] {
+			f.Initiator = isolation.DirectionIn
+		}
+		if !p.Allows(f) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// deleteConntrack deletes the conntrack entries of flows to or from the
+// host that p does not allow, so that no reply rule ("ct state
+// established") can be matched by a flow tracked before the plan. Entries
+// of forwarded flows are left alone.
+func (e *Enforcer) deleteConntrack(p isolation.Plan, local map[netip.Addr]bool) error {
+	f := conntrackFilter{plan: p, local: local}
+	var errs []error
+	total := uint(0)
+	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
+		n, err := e.nl.ConntrackDeleteFilters(netlink.ConntrackTable, fam, f)
+		total += n
+		if err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("%w: conntrack: %w", ErrNetlink, err))
+		}
+	}
+	if total > 0 {
+		e.log.Info("nftables: deleted conntrack entries the plan does not allow", "deleted", total)
+	}
+	return errors.Join(errs...)
+}
+
+type conntrackFilter struct {
+	plan  isolation.Plan
+	local map[netip.Addr]bool
+}
+
+// MatchConntrackFlow reports whether the entry must go.
+func (c conntrackFilter) MatchConntrackFlow(fl *netlink.ConntrackFlow) bool {
+	flow, ok := conntrackFlow(fl, c.local)
+	return ok && !c.plan.Allows(flow)
+}
+
+// conntrackFlow turns a conntrack entry into a Flow seen from the host;
+// ok is false for entries that neither start nor end at the host, and
+// for loopback traffic.
+func conntrackFlow(fl *netlink.ConntrackFlow, local map[netip.Addr]bool) (isolation.Flow, bool) {
+	src, ok1 := netip.AddrFromSlice(fl.Forward.SrcIP)
+	dst, ok2 := netip.AddrFromSlice(fl.Forward.DstIP)
+	if !ok1 || !ok2 {
+		return isolation.Flow{}, false
+	}
+	src, dst = src.Unmap(), dst.Unmap()
+	if src.IsLoopback() || dst.IsLoopback() || local[src] && local[dst] {
+		return isolation.Flow{}, false
+	}
+	var f isolation.Flow
+	switch {
+	case local[src]:
+		f = isolation.Flow{Initiator: isolation.DirectionOut, Remote: dst, LocalPort: fl.Forward.SrcPort, RemotePort: fl.Forward.DstPort}
+	case local[dst]:
+		f = isolation.Flow{Initiator: isolation.DirectionIn, Remote: src, LocalPort: fl.Forward.DstPort, RemotePort: fl.Forward.SrcPort}
+	default:
+		return isolation.Flow{}, false
+	}
+	switch fl.Forward.Protocol {
+	case unix.IPPROTO_TCP:
+		f.Protocol = isolation.ProtocolTCP
+	case unix.IPPROTO_UDP:
+		f.Protocol = isolation.ProtocolUDP
+	case unix.IPPROTO_ICMP:
+		// The library does not decode ICMP tuples; conntrack tracks echo
+		// (and a few other query) exchanges, judged here as echo.
+		f.Protocol, f.ICMPType, f.LocalPort, f.RemotePort = isolation.ProtocolICMP, 8, 0, 0
+	case unix.IPPROTO_ICMPV6:
+		f.Protocol, f.ICMPType, f.LocalPort, f.RemotePort = isolation.ProtocolICMPv6, 128, 0, 0
+	default:
+		f.Protocol, f.LocalPort, f.RemotePort = isolation.ProtocolAny, 0, 0
+	}
+	return f, true
+}

@@ -1,0 +1,124 @@
+package nftables
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	gnft "github.com/google/nftables"
+	"github.com/google/nftables/expr"
+
+	"github.com/cordonsec/cordon/isolation"
+	"github.com/cordonsec/cordon/isolation/isolationtest"
+)
+
+func TestConfig(t *testing.T) {
+	needRoot(t)
+	h := newNS(t, "h")
+	if _, err := New(Config{NetNSPath: h.path, NetNSFile: h.f}); !errors.Is(err, isolation.ErrInvalidConfig) {
+		t.Errorf("both NetNSPath and NetNSFile: %v, want ErrInvalidConfig", err)
+	}
+	if _, err := New(Config{NetNSPath: "/nonexistent/netns"}); !errors.Is(err, ErrNamespace) {
+		t.Errorf("missing namespace: %v, want ErrNamespace", err)
+	}
+	if _, err := New(Config{NetNSPath: "/proc/self/ns/uts"}); !errors.Is(err, ErrNamespace) {
+		t.Errorf("a UTS namespace: %v, want ErrNamespace", err)
+	}
+	// NetNSFile: the enforcer works in that namespace and keeps its own
+	// handle; the caller may close the file.
+	f, err := os.Open(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{NetNSFile: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	_ = f.Close()
+	if err := e.Apply(context.Background(), isolationtest.PlanB()); err != nil {
+		t.Fatal(err)
+	}
+	other := enforcerIn(t, h)
+	if o, err := other.Observe(context.Background()); err != nil || !o.Active || !o.Plan.Equivalent(isolationtest.PlanB()) {
+		t.Fatalf("the namespace given by file does not hold the plan: %+v, %v", o, err)
+	}
+}
+
+// TestRepairs changes the table behind the enforcer's back in ways that
+// are not a plan at all; Observe reports them and Apply repairs them.
+func TestRepairs(t *testing.T) {
+	needRoot(t)
+	cases := []struct {
+		name   string
+		tamper func(c *gnft.Conn)
+	}{
+		{"policy accept", func(c *gnft.Conn) {
+			ch := baseChain(chainInput)
+			accept := gnft.ChainPolicyAccept
+			ch.Policy = &accept
+			c.AddChain(ch)
+		}},
+		{"chains flushed", func(c *gnft.Conn) {
+			c.FlushChain(baseChain(chainInput))
+			c.FlushChain(baseChain(chainOutput))
+		}},
+		{"chain deleted", func(c *gnft.Conn) {
+			c.FlushChain(baseChain(chainOutput))
+			c.DelChain(baseChain(chainOutput))
+		}},
+		{"foreign accept rule", func(c *gnft.Conn) {
+			c.AddRule(&gnft.Rule{Table: table, Chain: baseChain(chainInput), Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}})
+		}},
+		{"foreign chain", func(c *gnft.Conn) {
+			prio := gnft.ChainPriority(-5)
+			c.AddChain(&gnft.Chain{Name: "sneaky", Table: table, Type: gnft.ChainTypeFilter, Hooknum: gnft.ChainHookInput, Priority: &prio})
+		}},
+		{"chain with another priority", func(c *gnft.Conn) {
+			c.FlushChain(baseChain(chainInput))
+			c.DelChain(baseChain(chainInput))
+			ch := baseChain(chainInput)
+			prio := gnft.ChainPriority(100)
+			ch.Priority = &prio
+			c.AddChain(ch)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			h := newNS(t, "h")
+			e := enforcerIn(t, h)
+			ctx := context.Background()
+			plan := isolationtest.PlanA()
+			if err := e.Apply(ctx, plan); err != nil {
+				t.Fatal(err)
+			}
+			admin, err := gnft.New(gnft.WithNetNSFd(int(h.f.Fd())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.tamper(admin)
+			if err := admin.Flush(); err != nil {
+				t.Fatalf("tamper: %v", err)
+			}
+			if _, err := e.Observe(ctx); !errors.Is(err, isolation.ErrReadBack) {
+				t.Fatalf("Observe after tampering: %v, want ErrReadBack", err)
+			}
+			if err := e.Apply(ctx, plan); err != nil {
+				t.Fatalf("Apply did not repair: %v", err)
+			}
+			o, err := e.Observe(ctx)
+			if err != nil || !o.Active || !o.Plan.Equivalent(plan) {
+				t.Fatalf("after repair: %+v, %v", o, err)
+			}
+			chains, err := admin.ListChainsOfTableFamily(gnft.TableFamilyINet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(chains) != 2 {
+				t.Fatalf("after repair: %d chains, want input and output", len(chains))
+			}
+		})
+	}
+}
