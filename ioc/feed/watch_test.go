@@ -1,0 +1,146 @@
+package feed
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cordonsec/cordon/ioc"
+	"github.com/fsnotify/fsnotify"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// recorder collects reload reports.
+type recorder struct {
+	mu sync.Mutex
+	rs []Reload
+}
+
+func (r *recorder) add(x Reload) {
+	r.mu.Lock()
+	r.rs = append(r.rs, x)
+	r.mu.Unlock()
+}
+
+func (r *recorder) all() []Reload {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Reload(nil), r.rs...)
+}
+
+func TestWatchLoopDebounce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		rec := &recorder{}
+		l, err := NewLoader(Config{Debounce: time.Second, OnReload: rec.add, Now: func() time.Time { return t0 }})
+		require.NoError(t, err)
+		events := make(chan fsnotify.Event)
+		errs := make(chan error)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.watchLoop(ctx, dir, events, errs)
+		}()
+		path := filepath.Join(dir, "feed.csv")
+		ev := newEvent(ioc.EventDNS, "linux")
+
+		// A file written in two steps within the debounce is read once,
+		// whole.
+		write(t, dir, "feed.csv", "type,value\n")
+		events <- fsnotify.Event{Name: path, Op: fsnotify.Create}
+		time.Sleep(500 * time.Millisecond)
+		write(t, dir, "feed.csv", "type,value\ndomain,watched.example\n")
+		events <- fsnotify.Event{Name: path, Op: fsnotify.Write}
+		events <- fsnotify.Event{Name: filepath.Join(dir, ".feed.csv.swp"), Op: fsnotify.Create}
+		events <- fsnotify.Event{Name: path, Op: fsnotify.Chmod}
+		time.Sleep(999 * time.Millisecond)
+		synctest.Wait()
+		assert.Empty(t, rec.all(), "no reload before the debounce has passed")
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		rs := rec.all()
+		require.Len(t, rs, 1)
+		assert.Equal(t, []string{"feed.csv"}, rs[0].Loaded)
+		ev.DNS = &ioc.DNSEvent{Query: "watched.example"}
+		assert.Len(t, l.Match(&ev), 1)
+
+		// A bad write keeps the previous content and reports the line.
+		write(t, dir, "feed.csv", "type,value\ndomain,other.example\ndomain,bad..example\n")
+		events <- fsnotify.Event{Name: path, Op: fsnotify.Write}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		rs = rec.all()
+		require.Len(t, rs, 2)
+		require.Len(t, rs[1].Errors, 1)
+		assert.Contains(t, rs[1].Errors[0].Error(), "feed.csv:3:")
+		assert.Len(t, l.Match(&ev), 1)
+
+		// Removal drops it.
+		require.NoError(t, os.Remove(path))
+		events <- fsnotify.Event{Name: path, Op: fsnotify.Remove}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		rs = rec.all()
+		require.Len(t, rs, 3)
+		assert.Equal(t, []string{"feed.csv"}, rs[2].Removed)
+		assert.Empty(t, l.Match(&ev))
+
+		// Watcher errors are reported; events outside dir are ignored.
+		errs <- os.ErrPermission
+		events <- fsnotify.Event{Name: filepath.Join(dir, "sub", "x.csv"), Op: fsnotify.Create}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		rs = rec.all()
+		require.Len(t, rs, 4)
+		assert.ErrorIs(t, rs[3].Err(), os.ErrPermission)
+
+		cancel()
+		<-done
+	})
+}
+
+// TestWatchReal runs the watch on a real directory with fsnotify. It waits
+// for the reload reports, not for timers.
+func TestWatchReal(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "first.csv", "type,value\nmutex,first-mx\n")
+	reloads := make(chan Reload, 16)
+	l, err := NewLoader(Config{Debounce: time.Millisecond, OnReload: func(r Reload) { reloads <- r }})
+	require.NoError(t, err)
+	w, first, err := l.Watch(t.Context(), dir)
+	require.NoError(t, err)
+	defer w.Stop()
+	assert.Equal(t, []string{"first.csv"}, first.Loaded)
+	<-reloads // the first load's report
+
+	// Write atomically, as feed updaters should: temp file, then rename.
+	tmp := filepath.Join(dir, ".second.csv.tmp")
+	require.NoError(t, os.WriteFile(tmp, []byte("type,value\nmutex,second-mx\n"), 0o644))
+	require.NoError(t, os.Rename(tmp, filepath.Join(dir, "second.csv")))
+	wait := time.After(20 * time.Second)
+	for loaded := false; !loaded; {
+		select {
+		case r := <-reloads:
+			require.NoError(t, r.Err())
+			loaded = len(r.Loaded) == 1 && r.Loaded[0] == "second.csv"
+		case <-wait:
+			t.Fatal("no reload of second.csv")
+		}
+	}
+	ev := newEvent(ioc.EventMutex, "windows")
+	ev.Mutex = &ioc.MutexEvent{Name: "second-mx"}
+	assert.Len(t, l.Match(&ev), 1)
+	ev.Mutex.Name = "first-mx"
+	assert.Len(t, l.Match(&ev), 1)
+	w.Stop()
+	w.Stop()
+	<-w.Done()
+	_, _, err = l.Watch(t.Context(), filepath.Join(dir, "missing"))
+	assert.Error(t, err)
+}
