@@ -66,6 +66,13 @@ type Server struct {
 // store in t.TempDir(), shut down at cleanup. It fails the test on error.
 func StartServer(t testing.TB) *Server {
 	t.Helper()
+	return StartServerWith(t, nil)
+}
+
+// StartServerWith is StartServer with configure applied to the server
+// options first (authentication, TLS …); configure may be nil.
+func StartServerWith(t testing.TB, configure func(*server.Options)) *Server {
+	t.Helper()
 	s := &Server{opts: server.Options{
 		ServerName: "bustest",
 		Host:       "127.0.0.1",
@@ -75,6 +82,9 @@ func StartServer(t testing.TB) *Server {
 		NoLog:      true,
 		NoSigs:     true,
 	}}
+	if configure != nil {
+		configure(&s.opts)
+	}
 	if err := s.start(); err != nil {
 		t.Fatalf("bustest: %v", err)
 	}
@@ -132,7 +142,11 @@ func (s *Server) waitReady() error {
 func (s *Server) URL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprintf("nats://%s:%d", s.opts.Host, s.opts.Port)
+	scheme := "nats"
+	if s.opts.TLSConfig != nil {
+		scheme = "tls"
+	}
+	return fmt.Sprintf("%s://%s:%d", scheme, s.opts.Host, s.opts.Port)
 }
 
 // NATS is the running server, or nil when stopped.

@@ -1,0 +1,165 @@
+package bus_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+
+	"github.com/cordonsec/cordon/bus"
+	"github.com/cordonsec/cordon/bus/bustest"
+	"github.com/cordonsec/cordon/ioc"
+)
+
+// roundTrip publishes a detection through pub and waits for it on sub.
+func roundTrip(t *testing.T, pub, sub *bus.Bus) {
+	t.Helper()
+	ctx := ctxT(t)
+	got := make(chan string, 1)
+	s, err := sub.ConsumeDetections(ctx, bus.ConsumerConfig{Durable: "rt"}, func(_ context.Context, d ioc.Detection, _ bus.Delivery) error {
+		got <- d.ID
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	d := detection("h-t", 1)
+	if _, err := pub.PublishDetection(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if id := recv(t, got, "detection"); id != d.ID {
+		t.Fatalf("got %s", id)
+	}
+}
+
+func TestEmbeddedListenForOtherProcesses(t *testing.T) {
+	emb := bustest.New(t, bus.Config{Listen: "127.0.0.1:0"})
+	u := emb.ClientURL()
+	if !strings.HasPrefix(u, "nats://127.0.0.1:") {
+		t.Fatalf("ClientURL = %q", u)
+	}
+	other := bustest.New(t, bus.Config{URLs: []string{u}})
+	if other.Replicas() != 1 {
+		t.Errorf("replicas %d against a single server", other.Replicas())
+	}
+	roundTrip(t, other, emb)
+	if bustest.New(t, bus.Config{}).ClientURL() != "" {
+		t.Error("in-process-only server has a ClientURL")
+	}
+}
+
+func TestNKeyAuthentication(t *testing.T) {
+	user, _ := nkeys.CreateUser()
+	pub, _ := user.PublicKey()
+	seed, _ := user.Seed()
+	srv := bustest.StartServerWith(t, func(o *server.Options) {
+		o.Nkeys = []*server.NkeyUser{{Nkey: pub}}
+	})
+	seedFile := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if b, err := bus.Open(ctx, bus.Config{URLs: []string{srv.URL()}}); err == nil {
+		b.Close(ctx)
+		t.Fatal("connected without credentials")
+	}
+	b := bustest.New(t, bus.Config{URLs: []string{srv.URL()}, NKeySeedFile: seedFile})
+	roundTrip(t, b, b)
+}
+
+func TestMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := newCA(t)
+	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw)
+	srvCert := issue(t, ca, caKey, dir, "server", true)
+	issue(t, ca, caKey, dir, "client", false)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	srv := bustest.StartServerWith(t, func(o *server.Options) {
+		o.TLSConfig = &tls.Config{
+			Certificates: []tls.Certificate{srvCert},
+			ClientCAs:    pool,
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			MinVersion:   tls.VersionTLS12,
+		}
+		o.TLSVerify = true
+		o.TLSTimeout = 2
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if b, err := bus.Open(ctx, bus.Config{URLs: []string{srv.URL()}, TLS: &bus.TLSConfig{CAFile: filepath.Join(dir, "ca.pem")}}); err == nil {
+		b.Close(ctx)
+		t.Fatal("connected without a client certificate")
+	}
+	b := bustest.New(t, bus.Config{URLs: []string{srv.URL()}, TLS: &bus.TLSConfig{
+		CAFile:   filepath.Join(dir, "ca.pem"),
+		CertFile: filepath.Join(dir, "client.pem"),
+		KeyFile:  filepath.Join(dir, "client-key.pem"),
+	}})
+	roundTrip(t, b, b)
+}
+
+func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cordon test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(der)
+	return ca, key
+}
+
+func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, dir, name string, server bool) tls.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", der)
+	writePEM(t, filepath.Join(dir, name+"-key.pem"), "EC PRIVATE KEY", keyDER)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
