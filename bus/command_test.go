@@ -191,7 +191,9 @@ func TestSignCommandRefuses(t *testing.T) {
 		{"no action", kp, func(c *bus.Command) { c.Action = "" }, "action"},
 		{"args not an object", kp, func(c *bus.Command) { c.Args = json.RawMessage(`[1]`) }, "args"},
 		{"issuer not the key", kp, func(c *bus.Command) { c.Issuer = other }, "issuer"},
-		{"args too large", kp, func(c *bus.Command) { c.Args = json.RawMessage(`{"x":"` + strings.Repeat("a", bus.MaxCommandBytes) + `"}`) }, "args"},
+		{"args too large", kp, func(c *bus.Command) {
+			c.Args = json.RawMessage(`{"x":"` + strings.Repeat("a", bus.MaxCommandBytes) + `"}`)
+		}, "args"},
 		{"public key only", pubOnly, nil, ""},
 	}
 	for _, tc := range tests {
