@@ -1,0 +1,359 @@
+package responsebus_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/cordonsec/cordon/bus"
+	"github.com/cordonsec/cordon/bus/bustest"
+	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/isolation"
+	"github.com/cordonsec/cordon/response"
+	"github.com/cordonsec/cordon/response/responsebus"
+	"github.com/cordonsec/cordon/response/responsetest"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func openBus(t *testing.T, dir string) *bus.Bus {
+	t.Helper()
+	b, err := bus.Open(ctxT(t), bus.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func closeBus(t *testing.T, b *bus.Bus) {
+	t.Helper()
+	if err := b.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func detection(id, host string) ioc.Detection {
+	return ioc.Detection{Schema: ioc.DetectionSchema, ID: id, Fingerprint: "fp-" + id, Time: t0,
+		Host: ioc.Host{ID: host, Name: host}, Engine: ioc.EngineAtomic, Severity: ioc.SeverityCritical,
+		Indicators: []ioc.Indicator{{ID: "i-1", Kind: ioc.KindMD5, Value: "00112233445566778899aabbccddeeff",
+			Severity: ioc.SeverityCritical, Tags: []string{"ransomware"}}},
+		Event: ioc.Event{Schema: ioc.EventSchema, ID: "ev-" + id, Time: t0, Kind: ioc.EventFile, Host: ioc.Host{ID: host},
+			File: &ioc.FileEvent{Path: "/tmp/x", MD5: "00112233445566778899aabbccddeeff"}}}
+}
+
+const rules = `- name: isolate-ransomware
+  when: detection.severity >= "high" && "ransomware" in indicator.tags
+  actions:
+    - isolate: { duration: 2h, reason: "IOC {{ indicator.value }}" }
+    - notify: { subject: soc.alerts }
+  suppress: { key: "host.id + '/' + indicator.id", period: 1h }
+`
+
+// Suppression windows and counts survive an engine restart: the engine
+// and its bus are closed and opened again on the same data directory.
+func TestSuppressionSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	now := t0
+	run := func(detID string) *response.Decision {
+		b := openBus(t, dir)
+		defer closeBus(t, b)
+		supp, err := responsebus.NewSuppressions(ctxT(t), b.JetStream(), responsebus.SuppressionsConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng, err := response.New(response.Config{
+			Services:     response.Services{Isolator: responsetest.NewIsolator(func() time.Time { return now }), Publisher: &responsetest.Publisher{}},
+			Suppressions: supp, Clock: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.LoadBytes("rules.yaml", []byte(rules)); err != nil {
+			t.Fatal(err)
+		}
+		d := detection(detID, "h1")
+		dec, err := eng.Handle(ctxT(t), &d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dec
+	}
+	if dec := run("d1"); dec.Result != response.ResultDone || dec.Rules[0].Suppression.Count != 1 {
+		t.Fatalf("first run %+v", dec.Rules[0])
+	}
+	now = now.Add(10 * time.Minute)
+	dec := run("d2")
+	if dec.Result != response.ResultSuppressed || dec.Rules[0].Suppression.Count != 2 || !dec.Rules[0].Suppression.Since.Equal(t0) {
+		t.Fatalf("after restart %+v", dec.Rules[0].Suppression)
+	}
+	// A redelivery of d2 after another restart is not counted again.
+	if dec := run("d2"); dec.Rules[0].Suppression.Count != 2 {
+		t.Fatalf("redelivery %+v", dec.Rules[0].Suppression)
+	}
+	now = t0.Add(61 * time.Minute)
+	if dec := run("d3"); dec.Result != response.ResultDone || dec.Rules[0].Suppression.Count != 1 {
+		t.Fatalf("after the period %+v", dec.Rules[0])
+	}
+}
+
+// Several engines on one bucket share the windows: concurrent hits on a
+// key count every firing once and open one window.
+func TestSuppressionsConcurrent(t *testing.T) {
+	b := bustest.New(t, bus.Config{Logger: slog.New(slog.DiscardHandler)})
+	supp, err := responsebus.NewSuppressions(ctxT(t), b.JetStream(), responsebus.SuppressionsConfig{Retries: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	errs := make(chan error, n)
+	opened := make(chan bool, n)
+	for i := range n {
+		go func() {
+			s, err := supp.Hit(ctxT(t), "r", "k", string(rune('a'+i)), t0, time.Hour)
+			errs <- err
+			opened <- !s.Suppressed
+		}()
+	}
+	windows := 0
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		if <-opened {
+			windows++
+		}
+	}
+	s, err := supp.Peek(ctxT(t), "r", "k", t0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if windows != 1 || s.Count != n+1 || !s.Suppressed {
+		t.Fatalf("windows opened %d, peek %+v (want count %d)", windows, s, n+1)
+	}
+}
+
+// Run over the bus: a published detection is handled, its decision is
+// stored as cordon.events.<host>.decision, the notification is published,
+// and the detection is acknowledged.
+func TestRunOverBus(t *testing.T) {
+	b := bustest.New(t, bus.Config{Logger: slog.New(slog.DiscardHandler)})
+	iso := responsetest.NewIsolator(nil)
+	eng, err := response.New(response.Config{
+		Services: response.Services{Isolator: iso, Publisher: responsebus.Publisher{Conn: b.Conn()}},
+		Sink:     responsebus.Sink{Bus: b},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.LoadBytes("rules.yaml", []byte(rules)); err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := b.Conn().SubscribeSync("soc.alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx, responsebus.Detections{Bus: b}) }()
+	d := detection("det-run-1", "h-7")
+	d.Time = time.Now().UTC()
+	if _, err := b.PublishDetection(ctxT(t), d); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan bus.Event, 4)
+	sub, err := b.ConsumeEvents(ctxT(t), bus.ConsumerConfig{Durable: "test-events"}, func(_ context.Context, e bus.Event, _ bus.Delivery) error {
+		events <- e
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	var ev bus.Event
+	select {
+	case ev = <-events:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no decision event")
+	}
+	if ev.Kind != "decision" || ev.Host != "h-7" || ev.ID != response.DecisionID("det-run-1") {
+		t.Fatalf("event %+v", ev)
+	}
+	var dec response.Decision
+	if err := json.Unmarshal(ev.Data, &dec); err != nil {
+		t.Fatal(err)
+	}
+	if dec.DetectionID != "det-run-1" || dec.Result != response.ResultDone || dec.Rules[0].Rule != "isolate-ransomware" {
+		t.Fatalf("decision %+v", dec)
+	}
+	msg, err := alerts.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n response.Notification
+	if err := json.Unmarshal(msg.Data, &n); err != nil || n.Host != "h-7" || n.Rule != "isolate-ransomware" {
+		t.Fatalf("notification %s %v", msg.Data, err)
+	}
+	if len(iso.Requests()) != 1 {
+		t.Fatalf("isolate requests %d", len(iso.Requests()))
+	}
+	// The detection was acknowledged: nothing is pending on the consumer.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := b.JetStream().Consumer(ctxT(t), bus.StreamDetections, "cordon-detections")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not acknowledged: %+v", info)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the server's view, not waiting for a timer of ours
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+type commandLog struct{ sent []bus.SignedCommand }
+
+func (c *commandLog) PublishCommand(_ context.Context, sc bus.SignedCommand) (bus.PubAck, error) {
+	c.sent = append(c.sent, sc)
+	return bus.PubAck{}, nil
+}
+
+func newKey(t *testing.T) nkeys.KeyPair {
+	kp, err := nkeys.CreateAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// Commands passes the Isolator conformance suite; the deadline in force
+// is read from the last command it sent (issued_at + duration).
+func TestCommandsConformance(t *testing.T) {
+	responsetest.TestIsolator(t, func(t *testing.T) responsetest.IsolatorHarness {
+		log := &commandLog{}
+		now := t0
+		c, err := responsebus.NewCommands(responsebus.CommandsConfig{Bus: log, Key: newKey(t), Clock: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return responsetest.IsolatorHarness{Isolator: c, Now: now, Deadline: func(t *testing.T, host string) (time.Time, bool) {
+			if len(log.sent) == 0 {
+				return time.Time{}, false
+			}
+			cmd, err := log.sent[len(log.sent)-1].Unverified()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cmd.Action != bus.ActionIsolate || cmd.Host != host {
+				return time.Time{}, false
+			}
+			var args struct{ Duration isolation.Duration }
+			if err := json.Unmarshal(cmd.Args, &args); err != nil {
+				t.Fatal(err)
+			}
+			return cmd.IssuedAt.Add(time.Duration(args.Duration)), true
+		}}
+	})
+}
+
+// A command sent over the bus verifies on the agent's side, and its args
+// decode strictly as an isolation.Command.
+func TestCommandsOverBus(t *testing.T) {
+	b := bustest.New(t, bus.Config{Logger: slog.New(slog.DiscardHandler)})
+	kp := newKey(t)
+	pub, _ := kp.PublicKey()
+	c, err := responsebus.NewCommands(responsebus.CommandsConfig{Bus: b, Key: kp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	until, err := c.Isolate(ctxT(t), response.IsolateRequest{ID: "dec-1/r/0", Host: "h-9", Until: time.Now().Add(2 * time.Hour),
+		Duration: 2 * time.Hour, Reason: "IOC x", Mode: response.ModeAutomatic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Release(ctxT(t), response.ReleaseRequest{ID: "dec-2/r/0", Host: "h-9", Reason: "all clear"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := bus.NewVerifier(bus.VerifierConfig{TrustedKeys: []string{pub}, Host: "h-9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan isolation.Command, 2)
+	sub, err := b.ConsumeCommands(ctxT(t), "h-9", v, bus.ConsumerConfig{}, func(_ context.Context, cmd bus.Command, _ bus.Delivery) error {
+		ic := isolation.Command{ID: cmd.ID, Action: isolation.Action(cmd.Action), Requester: cmd.Issuer}
+		dec := json.NewDecoder(bytes.NewReader(cmd.Args))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ic); err != nil {
+			t.Errorf("args %s: %v", cmd.Args, err)
+		}
+		got <- ic
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	var cmds []isolation.Command
+	for range 2 {
+		select {
+		case ic := <-got:
+			cmds = append(cmds, ic)
+		case <-time.After(20 * time.Second):
+			t.Fatal("command not delivered")
+		}
+	}
+	iso, rel := cmds[0], cmds[1]
+	if iso.ID != "dec-1/r/0" || iso.Action != isolation.ActionIsolate || iso.Mode != isolation.ModeAutomatic || iso.Reason != "IOC x" {
+		t.Fatalf("isolate %+v", iso)
+	}
+	if d := time.Duration(iso.Duration); d <= 0 || d > 2*time.Hour || time.Until(until) > 2*time.Hour {
+		t.Fatalf("duration %v until %v", d, until)
+	}
+	if rel.Action != isolation.ActionRelease || rel.Reason != "all clear" {
+		t.Fatalf("release %+v", rel)
+	}
+}
+
+func TestSinkIdempotent(t *testing.T) {
+	b := bustest.New(t, bus.Config{Logger: slog.New(slog.DiscardHandler)})
+	s := responsebus.Sink{Bus: b}
+	dec := &response.Decision{Schema: response.DecisionSchema, ID: response.DecisionID("d1"), Time: t0, Host: "h1", DetectionID: "d1", Result: response.ResultNoMatch}
+	for range 2 {
+		if err := s.Record(ctxT(t), dec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := b.JetStream().Stream(ctxT(t), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("%d events stored for one decision recorded twice", info.State.Msgs)
+	}
+}
