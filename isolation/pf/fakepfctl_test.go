@@ -294,7 +294,7 @@ func pfctlRuleText(r pfRule) string {
 		switch {
 		case r.state == "no":
 			b.WriteString(" no state")
-		case r.proto == "tcp" && (r.flags == "" || r.flags == "S/SA"):
+		case (r.proto == "tcp" || r.proto == "") && (r.flags == "" || r.flags == "S/SA"):
 			b.WriteString(" flags S/SA keep state")
 		case r.flags != "":
 			b.WriteString(" flags " + r.flags + " keep state")

@@ -92,3 +92,30 @@ func TestGoldenRulesets(t *testing.T) {
 		})
 	}
 }
+
+// Every golden plan loads through pfctl and reads back equal, and pf then
+// decides the suite's sample flows as the plan does.
+func TestGoldenPlansApplyAndProbe(t *testing.T) {
+	for name, p := range goldenPlans(t) {
+		if p.HasApplicationRules() {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			pfctl := newFakePfctl()
+			e := newTestEnforcer(t, pfctl, t.TempDir())
+			defer e.Close()
+			if err := e.Apply(t.Context(), p); err != nil {
+				t.Fatal(err)
+			}
+			o, err := e.Observe(t.Context())
+			if err != nil || !o.Active || !o.Plan.Equal(p) {
+				t.Fatalf("observed %+v, %v", o, err)
+			}
+			for _, f := range probeFlowsFor(p) {
+				if got, want := pfctl.probe(DefaultAnchor, f), p.Allows(f); got != want {
+					t.Errorf("flow %+v: pf passes=%v, plan allows=%v", f, got, want)
+				}
+			}
+		})
+	}
+}

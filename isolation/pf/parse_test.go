@@ -33,6 +33,10 @@ func TestParseRuleLineCanonical(t *testing.T) {
 			}},
 		{"pass in quick inet proto tcp from 198.18.0.0/15 port > 1023 to any port 20 >< 23 flags FS/SA keep state",
 			[]string{"pass in quick inet proto tcp from 198.18.0.0/15 port > 1023 to any port 20 >< 23 flags FS/SA keep state"}},
+		{"pass in quick inet from 198.18.0.0/15 to any flags S/SA keep state",
+			[]string{"pass in quick inet from 198.18.0.0/15 to any keep state"}},
+		{"pass in quick inet proto tcp from 198.18.0.0/15 to any flags any",
+			[]string{"pass in quick inet proto tcp from 198.18.0.0/15 to any keep state"}},
 		{"pass in quick proto { tcp, udp } from any to any port 53",
 			[]string{"pass in quick proto tcp from any to any port = 53 keep state", "pass in quick proto udp from any to any port = 53 keep state"}},
 	}

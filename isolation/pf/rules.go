@@ -103,8 +103,11 @@ func (r pfRule) canonical() string {
 			state = "keep"
 		}
 		flags := r.flags
-		if flags == "S/SA" && r.proto == "tcp" && state == "keep" {
-			flags = "" // pf's default for stateful TCP rules
+		if (flags == "S/SA" || flags == "any") && state == "keep" {
+			// pfctl prints the default of stateful pass rules as
+			// "flags S/SA" (older versions) or "flags any" (newer ones),
+			// also on rules without a protocol; cordon never sets flags.
+			flags = ""
 		}
 		if flags != "" {
 			b.WriteString(" flags " + flags)

@@ -115,3 +115,30 @@ func splitLines(s string) []string {
 	}
 	return out
 }
+
+// Every golden plan installs, reads back equal, and WFP's arbitration then
+// decides the sample flows as the plan does.
+func TestGoldenPlansApplyAndProbe(t *testing.T) {
+	for name, p := range goldenPlans(t) {
+		t.Run(name, func(t *testing.T) {
+			eng := newFakeEngine()
+			e, err := New(Config{Open: eng.open, Conns: &fakeConns{}, NoAgentPermit: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			if err := e.Apply(t.Context(), p); err != nil {
+				t.Fatal(err)
+			}
+			o, err := e.Observe(t.Context())
+			if err != nil || !o.Active || !o.Plan.Equal(p) {
+				t.Fatalf("observed %+v, %v", o, err)
+			}
+			for _, f := range probeFlowsFor(p) {
+				if got, want := eng.probe(DefaultSublayer, f), p.Allows(f); got != want {
+					t.Errorf("flow %+v: WFP permits=%v, plan allows=%v", f, got, want)
+				}
+			}
+		})
+	}
+}
