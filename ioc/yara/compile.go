@@ -682,19 +682,13 @@ func (c *compiler) operation(n *ast.Operation) (*cexpr, error) {
 				return vBool(true)
 			}}), nil
 		}
+		// Like YARA 4.2.3, "or" is always defined: undefined operands count
+		// as false (so "not (undefined or undefined)" is true).
 		return fold(&cexpr{t: tBool, isConst: allConst, ev: func(x *scanCtx) val {
-			anyDef := false
 			for _, ev := range evs {
-				v := ev(x)
-				if v.ok {
-					if v.i != 0 {
-						return vBool(true)
-					}
-					anyDef = true
+				if v := ev(x); v.ok && v.i != 0 {
+					return vBool(true)
 				}
-			}
-			if !anyDef {
-				return undef
 			}
 			return vBool(false)
 		}}), nil
@@ -749,7 +743,7 @@ func (c *compiler) binary(op ast.OperatorType, a, b *cexpr) (*cexpr, error) {
 				if !va.ok || !vb.ok {
 					return 0, false
 				}
-				return strings.Compare(va.s, vb.s), true
+				return compareSigned(va.s, vb.s), true
 			}
 		case a.t == tBool && b.t == tBool:
 			cmp = func(x *scanCtx) (int, bool) {
@@ -977,6 +971,17 @@ func (c *compiler) binary(op ast.OperatorType, a, b *cexpr) (*cexpr, error) {
 		}}), nil
 	}
 	return nil, c.errf(ErrSyntax, string(op), "unknown operator %q", op)
+}
+
+// compareSigned compares strings byte by byte as signed chars, as YARA
+// does ("\x80" < "a").
+func compareSigned(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return cmpOrdered(int64(int8(a[i])), int64(int8(b[i])))
+		}
+	}
+	return cmpOrdered(int64(len(a)), int64(len(b)))
 }
 
 func absU(x int64) uint64 {

@@ -37,22 +37,13 @@ func (c *compiler) intExpr(e ast.Expression, what string) (func(*scanCtx) val, *
 }
 
 func (c *compiler) rangeExpr(r *ast.Range) (lo, hi func(*scanCtx) val, err error) {
-	lo, le, err := c.intExpr(r.Start, "range lower bound")
-	if err != nil {
+	// Like YARA, bounds are not checked at compile time: a range whose lower
+	// bound is above its upper bound is empty.
+	if lo, _, err = c.intExpr(r.Start, "range lower bound"); err != nil {
 		return nil, nil, err
 	}
-	hi, he, err := c.intExpr(r.End, "range upper bound")
-	if err != nil {
+	if hi, _, err = c.intExpr(r.End, "range upper bound"); err != nil {
 		return nil, nil, err
-	}
-	if le.isConst && he.isConst {
-		a, b := lo(nil), hi(nil)
-		if a.ok && b.ok && a.i > b.i {
-			return nil, nil, c.errf(ErrType, "..", "range lower bound %d is greater than upper bound %d", a.i, b.i)
-		}
-		if (a.ok && a.i < 0) || (b.ok && b.i < 0) {
-			return nil, nil, c.errf(ErrType, "..", "negative range bound")
-		}
 	}
 	return lo, hi, nil
 }
@@ -509,6 +500,11 @@ func (c *compiler) forIn(n *ast.ForIn) (*cexpr, error) {
 		x.vars[slot] = saved
 		if !ok {
 			return undef
+		}
+		if total == 0 {
+			// Like YARA 4.2.3, a loop over an empty range is false whatever
+			// its quantifier.
+			return vBool(false)
 		}
 		if q.kind == qAll {
 			// A failure stopped the loop early; total counts it.

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // diffRules are rules of our own making for the differential test against
@@ -280,5 +282,35 @@ func TestDifferentialYaraBenchRules(t *testing.T) {
 	t.Logf("%d rules, yara matched %d rules and %d strings", n, len(wantRules), len(wantHits))
 	if len(wantRules) < n/10 {
 		t.Errorf("yara matched only %d rules: the planted strings no longer exercise the rules", len(wantRules))
+	}
+}
+
+// TestDifferentialYaraEdges compares condition corner cases (empty loops,
+// undefined values, integer and string arithmetic) with the yara command.
+func TestDifferentialYaraEdges(t *testing.T) {
+	bin, err := exec.LookPath("yara")
+	if err != nil {
+		t.Skip("yara command not installed")
+	}
+	src, err := os.ReadFile("testdata/edge.yar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataPath := filepath.Join(t.TempDir(), "dummy")
+	writeFile(t, dataPath, "dummy")
+	want, _ := runYara(t, bin, "testdata/edge.yar", dataPath)
+	ms, err := mustCompile(t, string(src)).ScanBytes([]byte("dummy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, m := range ms {
+		got[m.Rule] = true
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("matching rules (-yara +ours):\n%s", diff)
+	}
+	if len(want) == 0 {
+		t.Error("yara matched no rule; the edge cases test nothing")
 	}
 }

@@ -48,8 +48,8 @@ type preprocessor struct {
 }
 
 // preprocess resolves include directives (inline, so rule order is kept) and
-// rewrites ranges with equal literal bounds, (N..N), which gyp rejects but
-// YARA accepts, to the equivalent (N..(N)).
+// rewrites literal ranges such as (N..N), which gyp rejects but YARA accepts,
+// to the equivalent ((N)..(N)).
 func preprocess(src, includeDir string) (*preprocessed, error) {
 	p := &preprocessor{includeDir: includeDir, line: 1}
 	if err := p.run(src, "", "", 0); err != nil {
@@ -211,8 +211,11 @@ func (p *preprocessor) include(path, fromFile, dir string, line, depth int) erro
 	return p.run(string(b)+"\n", abs, filepath.Dir(abs), depth+1)
 }
 
-// equalRange matches "(A..B)" at the start of s where A and B are the same
-// integer literal value, and returns the rewrite and the length matched.
+// equalRange matches "(A..B)" at the start of s where A and B are integer
+// literals, optionally negative, and returns "((A)..(B))" and the length
+// matched. gyp rejects literal ranges whose lower bound is not below the
+// upper one, or negative ones; YARA accepts them (an empty range matches
+// nothing), so the bounds are hidden from gyp's check in parentheses.
 func equalRange(s string) (string, int) {
 	i := 1
 	skip := func() {
@@ -222,10 +225,21 @@ func equalRange(s string) (string, int) {
 	}
 	num := func() (string, bool) {
 		start := i
-		for i < len(s) && (isWordByte(s[i])) {
+		if i < len(s) && s[i] == '-' {
+			i++
+			skip()
+		}
+		digits := i
+		for i < len(s) && isWordByte(s[i]) {
 			i++
 		}
-		return s[start:i], i > start
+		if i == digits {
+			return "", false
+		}
+		if _, ok := parseIntLiteral(s[digits:i]); !ok {
+			return "", false
+		}
+		return s[start:i], true
 	}
 	skip()
 	a, ok := num()
@@ -246,12 +260,7 @@ func equalRange(s string) (string, int) {
 	if i >= len(s) || s[i] != ')' {
 		return "", 0
 	}
-	av, ok1 := parseIntLiteral(a)
-	bv, ok2 := parseIntLiteral(b)
-	if !ok1 || !ok2 || av != bv {
-		return "", 0
-	}
-	return "(" + a + "..(" + b + "))", i + 1
+	return "((" + a + ")..(" + b + "))", i + 1
 }
 
 // parseIntLiteral parses a YARA integer literal (decimal, 0x, 0o, KB/MB).

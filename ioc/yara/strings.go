@@ -2,6 +2,7 @@ package yara
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/VirusTotal/gyp/ast"
@@ -220,8 +221,11 @@ func (c *compiler) compileString(s ast.String) error {
 	return nil
 }
 
+var base64ModRe = regexp.MustCompile(`\bbase64(wide)?\b\s*(\(\s*"((?:[^"\\]|\\.)*)"\s*\))?`)
+
 // checkAlphabets rejects a string that gives base64 and base64wide
-// different alphabets (gyp keeps only one of them).
+// different alphabets (gyp keeps only one of them), reading the string's
+// declaration from the source.
 func (c *compiler) checkAlphabets(line int, id string) error {
 	if line < 1 || line > len(c.lineOff) {
 		return nil
@@ -233,9 +237,12 @@ func (c *compiler) checkAlphabets(line int, id string) error {
 	if j := strings.IndexByte(text, '\n'); j >= 0 {
 		text = text[:j]
 	}
-	hasB64 := strings.Contains(strings.ReplaceAll(text, "base64wide", ""), "base64")
-	if hasB64 && strings.Contains(text, "base64wide") {
-		if strings.Count(text, "(\"") != 2 {
+	var alphabets []string
+	for _, m := range base64ModRe.FindAllStringSubmatch(text, -1) {
+		alphabets = append(alphabets, m[3])
+	}
+	for _, a := range alphabets[min(1, len(alphabets)):] {
+		if a != alphabets[0] {
 			return fmt.Errorf("base64 and base64wide must use the same alphabet")
 		}
 	}

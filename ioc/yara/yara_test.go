@@ -2,6 +2,7 @@ package yara
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,7 @@ func TestCompileErrors(t *testing.T) {
 		{"include disabled", "include \"x.yar\"\nrule a { condition: true }", ErrInclude, 1, 0, "WithIncludeDir"},
 		{"bad percentage", "rule a { strings: $a = \"abc\" condition: 101% of them }", ErrType, 1, 0, "percentage"},
 		{"syntax", "rule a { condition: ( }", ErrSyntax, 1, 0, ""},
+		{"base64 alphabets differ", "rule a { strings: $a = \"abcd\" base64(\"" + defaultBase64Alphabet[1:] + "A\") base64wide(\"" + defaultBase64Alphabet[2:] + "AB\") condition: $a }", ErrInvalidString, 1, 19, "alphabet"},
 		{"self reference", "rule a { condition: a }", ErrUndefined, 1, 0, "itself"},
 	}
 	for _, tt := range tests {
@@ -149,6 +151,22 @@ func TestRawByteRegexAndModifiers(t *testing.T) {
 				t.Errorf("matched = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestBase64CustomAlphabet(t *testing.T) {
+	alpha := defaultBase64Alphabet[1:] + "A"
+	enc := base64.NewEncoding(alpha).EncodeToString([]byte("hello world"))
+	r := mustCompile(t, `rule a { strings: $a = "hello world" base64("`+alpha+`") base64wide("`+alpha+`") condition: $a }`)
+	for _, data := range []string{"xx" + enc + "yy", string(widen([]byte(enc)))} {
+		ms, err := r.ScanBytes([]byte(data))
+		if err != nil || len(ms) != 1 {
+			t.Errorf("scan %q = %v, %v; want a match", data, ms, err)
+		}
+	}
+	std := base64.StdEncoding.EncodeToString([]byte("hello world"))
+	if ms, _ := r.ScanBytes([]byte(std)); len(ms) != 0 {
+		t.Errorf("standard base64 %q matched a custom-alphabet string", std)
 	}
 }
 
