@@ -422,6 +422,9 @@ func (e *Enforcer) Observe(ctx context.Context) (isolation.Observation, error) {
 	if e.closed {
 		return isolation.Observation{}, fmt.Errorf("pf: observe: %w", isolation.ErrClosed)
 	}
+	if err := ctx.Err(); err != nil {
+		return isolation.Observation{}, fmt.Errorf("pf: observe: %w", err)
+	}
 	have, err := e.rules(ctx)
 	if err != nil {
 		return isolation.Observation{}, fmt.Errorf("pf: observe: %w", err)

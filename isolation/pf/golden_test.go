@@ -16,7 +16,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // goldenPlans are the representative plans whose rulesets are kept in
 // testdata; the wfp package keeps its filter sets for the same plans.
-func goldenPlans(t *testing.T) map[string]isolation.Plan {
+func goldenPlans(t testing.TB) map[string]isolation.Plan {
 	t.Helper()
 	mgmt := isolation.Endpoint{Name: "bus.example:4222", Protocol: isolation.ProtocolTCP, Port: 4222,
 		Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")}}

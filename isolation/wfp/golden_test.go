@@ -20,7 +20,7 @@ func testSpec() setSpec {
 
 // goldenPlans are the representative plans whose filter sets are kept in
 // testdata. The pf package uses the same plans.
-func goldenPlans(t *testing.T) map[string]isolation.Plan {
+func goldenPlans(t testing.TB) map[string]isolation.Plan {
 	t.Helper()
 	mgmt := isolation.Endpoint{Name: "bus.example:4222", Protocol: isolation.ProtocolTCP, Port: 4222,
 		Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")}}
