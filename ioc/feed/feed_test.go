@@ -36,12 +36,12 @@ func TestDetect(t *testing.T) {
 	// Loki lists under other names, told by content.
 	for in, f := range map[string]Format{
 		"# x\n900150983cd24fb0d6963f7d28e17f72;75;x\n": FormatLokiHash,
-		"evil.example\n":                               FormatLokiC2,
-		"192.0.2.0/24\n":                               FormatLokiC2,
-		`\\Temp\\x\.exe;50` + "\n":                     FormatLokiFilename,
-		`[{"Event": {}}]`:                              FormatMISP,
-		`[{"type": "indicator"}]`:                      FormatSTIX,
-		"\ufeff <OpenIOC/>":                            FormatOpenIOC,
+		"evil.example\n":           FormatLokiC2,
+		"192.0.2.0/24\n":           FormatLokiC2,
+		`\\Temp\\x\.exe;50` + "\n": FormatLokiFilename,
+		`[{"Event": {}}]`:          FormatMISP,
+		`[{"type": "indicator"}]`:  FormatSTIX,
+		"\ufeff <OpenIOC/>":        FormatOpenIOC,
 	} {
 		got, err := Detect("list.txt", []byte(in))
 		require.NoError(t, err, in)
@@ -264,4 +264,3 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
-
