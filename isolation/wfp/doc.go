@@ -22,6 +22,10 @@
 //     id) as conditions;
 //   - weight 0: a hard block with no condition, every layer.
 //
+// An application rule needs the program to exist when the plan is applied
+// (FwpmGetAppIdFromFileName0 reads its path); otherwise Apply fails and
+// changes nothing.
+//
 // Replies of an allowed flow pass by the ALE flow state; no "established"
 // permit exists. Each filter's description is the plan line it comes from,
 // which is how Observe reads the plan back.

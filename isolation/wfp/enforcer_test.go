@@ -372,3 +372,24 @@ func TestObserveReportsOnlyCompleteItems(t *testing.T) {
 		t.Fatalf("observed %d rules", len(o.Plan.Rules))
 	}
 }
+
+func TestApplyApplicationWithoutAppIDChangesNothing(t *testing.T) {
+	eng := newFakeEngine()
+	e := newTestEnforcer(t, eng, nil)
+	defer e.Close()
+	ctx := context.Background()
+	if err := e.Apply(ctx, isolationtest.PlanA()); err != nil {
+		t.Fatal(err)
+	}
+	before := eng.snapshot(DefaultSublayer)
+	const missing = `C:\Gone\gone.exe`
+	eng.missing[missing] = true
+	p := isolationtest.PlanB()
+	p.Rules = append(p.Rules, isolation.Rule{Direction: isolation.DirectionOut, Protocol: isolation.ProtocolTCP, Application: missing})
+	if err := e.Apply(ctx, p); err == nil || !strings.Contains(err.Error(), "gone.exe") {
+		t.Fatalf("Apply = %v, want an app id error naming the program", err)
+	}
+	if after := eng.snapshot(DefaultSublayer); !slices.Equal(before, after) {
+		t.Fatal("filters changed")
+	}
+}

@@ -75,3 +75,15 @@ func TestDeleteTCBRowLayout(t *testing.T) {
 		t.Fatalf("MIB_TCPROW bytes % x, want % x", b, want)
 	}
 }
+
+func FuzzParseTables(f *testing.F) {
+	f.Add([]byte{1, 0, 0, 0, 5, 0, 0, 0, 192, 0, 2, 1, 0, 80, 0, 0, 198, 18, 0, 1, 1, 187, 0, 0, 9, 0, 0, 0})
+	f.Add([]byte{255, 255, 255, 255})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, c := range append(parseTable4(b), parseTable6(b)...) {
+			if !c.Local.Addr().IsValid() || !c.Remote.Addr().IsValid() {
+				t.Fatalf("invalid address decoded: %+v", c)
+			}
+		}
+	})
+}
