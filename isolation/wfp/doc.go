@@ -7,7 +7,8 @@
 // ALE_AUTH_CONNECT and ALE_AUTH_RECV_ACCEPT for IPv4 and IPv6, so they see
 // every connection the host opens or accepts and no forwarded traffic.
 // All filters are persistent: isolation survives an agent crash and a
-// reboot. Inside the sublayer:
+// reboot (from the moment the Base Filtering Engine starts during boot;
+// WFP boot-time filters, which cannot be persistent, are not used). Inside the sublayer:
 //
 //   - weight 0xf000: permit loopback (FLAGS has IS_LOOPBACK), every layer;
 //   - weight 0xe000: permit each management endpoint (connect layers,
