@@ -21,7 +21,14 @@ import (
 // decodes, validates and acknowledges them; it reports detections per
 // second through the whole path.
 func BenchmarkPublishConsumeDetections(b *testing.B) {
-	bs := bustest.New(b, bus.Config{})
+	b.Run("inprocess", func(b *testing.B) { benchPublishConsume(b, bustest.New(b, bus.Config{})) })
+	b.Run("loopback", func(b *testing.B) {
+		emb := bustest.New(b, bus.Config{Listen: "127.0.0.1:0"})
+		benchPublishConsume(b, bustest.New(b, bus.Config{URLs: []string{emb.ClientURL()}}))
+	})
+}
+
+func benchPublishConsume(b *testing.B, bs *bus.Bus) {
 	ctx := context.Background()
 	ds := make([]ioc.Detection, b.N)
 	for i := range ds {
@@ -62,7 +69,14 @@ func BenchmarkPublishConsumeDetections(b *testing.B) {
 // calls (async publish with a message id, pull consume, ack), without
 // cordon's encoding, validation and dead-letter logic.
 func BenchmarkRawJetStream(b *testing.B) {
-	bs := bustest.New(b, bus.Config{})
+	b.Run("inprocess", func(b *testing.B) { benchRaw(b, bustest.New(b, bus.Config{})) })
+	b.Run("loopback", func(b *testing.B) {
+		emb := bustest.New(b, bus.Config{Listen: "127.0.0.1:0"})
+		benchRaw(b, bustest.New(b, bus.Config{URLs: []string{emb.ClientURL()}}))
+	})
+}
+
+func benchRaw(b *testing.B, bs *bus.Bus) {
 	js := bs.JetStream()
 	ctx := context.Background()
 	payload := mustJSON(b, detection("h-bench", 1))

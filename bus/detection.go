@@ -112,15 +112,20 @@ func (b *Bus) PublishDetections(ctx context.Context, ds []ioc.Detection) ([]PubA
 // with a *DecodeError wrapping ErrUnsupportedSchema or ErrMalformed; the
 // latter wraps the ioc.FieldError that names the field.
 func DecodeDetection(subject string, data []byte) (ioc.Detection, error) {
-	if _, err := DecodeHeader(data, SchemaDetection); err != nil {
-		return ioc.Detection{}, withSubject(err, subject)
-	}
 	d, err := ioc.DecodeDetection(data)
 	if err != nil {
+		// Only on failure read the header on its own, to tell an unknown
+		// schema from a malformed detection.
+		if _, herr := DecodeHeader(data, SchemaDetection); herr != nil {
+			return ioc.Detection{}, withSubject(herr, subject)
+		}
 		de := &DecodeError{Subject: subject, Schema: SchemaDetection, Offset: -1, Err: fmt.Errorf("%w: %w", ErrMalformed, err)}
 		var fe *ioc.FieldError
 		if errors.As(err, &fe) {
 			de.Field = fe.Field
+		}
+		if errors.Is(err, ioc.ErrUnknownSchema) {
+			de.Err = fmt.Errorf("%w: %w", ErrUnsupportedSchema, err)
 		}
 		return ioc.Detection{}, de
 	}
