@@ -104,3 +104,37 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEvaluate measures rule evaluation alone (RuleSet.Evaluate:
+// which rules fire, no decision, no action), indexed and not.
+func BenchmarkEvaluate(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		for _, noIndex := range []bool{false, true} {
+			b.Run(fmt.Sprintf("rules=%d/index=%v", n, !noIndex), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(uint64(n), 1))
+				f, err := response.Compile(response.LoadConfig{}, "bench.yaml", []byte(benchRules(r, n)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				rs, err := response.NewRuleSet(f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				dets := benchDetections(r, 1024)
+				eval := rs.Evaluate
+				if noIndex {
+					eval = rs.EvaluateAll
+				}
+				b.ReportAllocs()
+				cpu0 := cpuTime()
+				for i := 0; b.Loop(); i++ {
+					eval(&dets[i%len(dets)], t0)
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "detections/s")
+				if cpu := cpuTime() - cpu0; cpu > 0 {
+					b.ReportMetric(float64(b.N)/cpu.Seconds(), "detections/cpu-s")
+				}
+			})
+		}
+	}
+}

@@ -384,3 +384,20 @@ func TestEvalErrorDoesNotFire(t *testing.T) {
 		t.Fatal("explain hides the error")
 	}
 }
+
+// Expressions run within expr's memory budget: a rule that would loop
+// 10^9 times fails quickly and does not fire.
+func TestExpressionBudget(t *testing.T) {
+	f := newFixture(t, nil, rule("loop", "all(1..1000, all(1..1000, all(1..1000, true)))", logAction))
+	d := detection("d1", "h1", "atomic", ind{id: "i", kind: "md5", value: "00112233445566778899aabbccddeeff"})
+	start := time.Now()
+	if got := f.eng.Evaluate(&d); len(got) != 0 {
+		t.Fatalf("fired %v", got)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("took %v", el)
+	}
+	if x := f.eng.Explain(&d); !strings.Contains(x.Rules[0].Evaluations[0].Error, "memory budget") {
+		t.Fatalf("explain %+v", x.Rules[0].Evaluations[0])
+	}
+}

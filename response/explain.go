@@ -88,7 +88,7 @@ func (rs *RuleSet) explain(d *ioc.Detection, env *Env) *Explanation {
 			if err != nil {
 				ie.Error = err.Error()
 			}
-			for _, c := range r.conds {
+			for _, c := range r.conditions() {
 				cv := ConditionValue{Condition: c.src}
 				v, err := runAny(&m, c.prog, env)
 				if err != nil {

@@ -138,9 +138,28 @@ type Rule struct {
 	Suppress *Suppress
 	Actions  []Action
 
-	program *vm.Program
-	conds   []condition
-	cons    constraints
+	program  *vm.Program
+	cons     constraints
+	maxNodes uint
+
+	condOnce sync.Once
+	conds    []condition // built on first use (Explain, a failing test)
+}
+
+// conditions returns the top-level sub-conditions of `when`, compiled
+// once on first use.
+func (r *Rule) conditions() []condition {
+	r.condOnce.Do(func() {
+		opts := append(slices.Clone(baseOptions()), expr.MaxNodes(r.maxNodes))
+		for _, part := range topLevelParts(r.When) {
+			prog, err := compileExprSafe(part, opts)
+			if err != nil {
+				continue // a part that does not compile alone is left out
+			}
+			r.conds = append(r.conds, condition{src: part, prog: prog})
+		}
+	})
+	return r.conds
 }
 
 // Suppress is a rule's suppression: after the rule fires for a key, it
@@ -406,7 +425,7 @@ func (l *loader) compileRule(n ast.Node) *Rule {
 		bad = true
 	} else {
 		r.program = prog
-		r.conds = l.conditions(r.When)
+		r.maxNodes = l.cfg.MaxExprNodes
 		r.cons = extractConstraints(r.When)
 	}
 	if mv := fields["suppress"]; mv != nil {
@@ -695,21 +714,6 @@ func (l *loader) exprErr(n ast.Node, field string, off int, err error) {
 	l.errLineCol(line, col, field, fmt.Errorf("%w: %s", ErrExpression, msg))
 }
 
-// conditions splits `when` at its top level (a chain of && or of ||)
-// and compiles each part for Explain. A part that does not compile alone
-// is left out.
-func (l *loader) conditions(src string) []condition {
-	var out []condition
-	for _, part := range topLevelParts(src) {
-		prog, err := compileExprSafe(part, l.exprOptions())
-		if err != nil {
-			continue
-		}
-		out = append(out, condition{src: part, prog: prog})
-	}
-	return out
-}
-
 func (l *loader) compileSuppress(n ast.Node) *Suppress {
 	values, ok := l.mapping(n, "suppress")
 	if !ok {
@@ -971,13 +975,11 @@ func (l *loader) runTests(n ast.Node, r *Rule) bool {
 // describeConds gives each top-level sub-condition's value for the first
 // indicator (or none), for test failure messages.
 func describeConds(r *Rule, env *Env) string {
-	env.Bind(min(0, len(env.Detection.Indicators)-1))
-	if len(env.Detection.Indicators) > 0 {
-		env.Bind(0)
-	}
+	env.Bind(0) // the first indicator, or none
 	var m vm.VM
-	parts := make([]string, 0, len(r.conds))
-	for _, c := range r.conds {
+	conds := r.conditions()
+	parts := make([]string, 0, len(conds))
+	for _, c := range conds {
 		v, err := m.Run(c.prog, env)
 		if err != nil {
 			parts = append(parts, fmt.Sprintf("%s → error", c.src))
