@@ -20,6 +20,9 @@ type Config struct {
 	Name string
 	// Severity is the severity of rows without one. Default: SeverityUnknown.
 	Severity ioc.Severity
+	// SizeHint, when positive, is about how many rows the feed has, so the
+	// result is allocated once.
+	SizeHint int
 }
 
 // Parse reads a CSV feed from r. It returns the indicators, normalized, in
@@ -75,7 +78,7 @@ func Parse(r io.Reader, cfg Config) ([]ioc.Indicator, error) {
 		}
 		return strings.TrimSpace(rec[i]), i
 	}
-	var inds []ioc.Indicator
+	inds := make([]ioc.Indicator, 0, max(0, min(cfg.SizeHint, 1<<24)))
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {

@@ -229,7 +229,8 @@ func parseAs(name string, format Format, data []byte, opts Options) (*File, erro
 	f := &File{Name: name, Format: format}
 	switch format {
 	case FormatCSV:
-		inds, err := csvfeed.Parse(bytes.NewReader(data), csvfeed.Config{Name: name, Severity: opts.Severity})
+		inds, err := csvfeed.Parse(bytes.NewReader(data), csvfeed.Config{Name: name, Severity: opts.Severity,
+			SizeHint: bytes.Count(data, []byte("\n"))})
 		if err != nil {
 			return nil, err
 		}
