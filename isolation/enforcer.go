@@ -60,7 +60,8 @@ type Observation struct {
 // on the platform, by reading it back (the same reading Apply verifies
 // with). A plan read back may lose rule names and may report management
 // endpoints as plain rules; the conformance suite compares with
-// Plan.Equivalent, and uses Observe when present.
+// Plan.Equivalent, and uses Observe when present. After Close, Observe
+// returns an error wrapping ErrClosed, like Apply and Clear.
 type Observer interface {
 	Observe(ctx context.Context) (Observation, error)
 }

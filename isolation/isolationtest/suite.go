@@ -39,6 +39,10 @@ type Host struct {
 
 	// Applications: the platform matches rules by application path.
 	Applications bool
+
+	// observeFromEnforcer: Observe was taken from Enforcer's Observer, so
+	// a reopened enforcer must be observed through its own.
+	observeFromEnforcer bool
 }
 
 // Run runs the conformance suite with enforcers from newEnforcer, each on
@@ -81,6 +85,7 @@ func RunHost(t *testing.T, newHost func(t *testing.T) Host) {
 			if h.Observe == nil {
 				if o, ok := h.Enforcer.(isolation.Observer); ok {
 					h.Observe = o.Observe
+					h.observeFromEnforcer = true
 				}
 			}
 			t.Cleanup(func() {
@@ -303,8 +308,11 @@ func testClose(t *testing.T, h Host) {
 	}()
 	h2 := h
 	h2.Enforcer = e2
-	if o, ok := e2.(isolation.Observer); ok && h.Observe == nil {
-		h2.Observe = o.Observe
+	if h.observeFromEnforcer {
+		h2.Observe = nil
+		if o, ok := e2.(isolation.Observer); ok {
+			h2.Observe = o.Observe
+		}
 	}
 	// The rules outlived the closed enforcer.
 	wantActive(t, h2, PlanA())
