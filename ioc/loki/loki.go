@@ -265,4 +265,3 @@ func reason(err error) string {
 	}
 	return s
 }
-
