@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -399,5 +402,110 @@ func TestExpressionBudget(t *testing.T) {
 	}
 	if x := f.eng.Explain(&d); !strings.Contains(x.Rules[0].Evaluations[0].Error, "memory budget") {
 		t.Fatalf("explain %+v", x.Rules[0].Evaluations[0])
+	}
+}
+
+// Handle runs concurrently with rule swaps: each detection sees one
+// rule set from start to end.
+func TestConcurrentHandleAndLoad(t *testing.T) {
+	a := rule("a", "true", "    - tag: {name: a}\n")
+	b := rule("b", "true", "    - tag: {name: b}\n") + rule("b2", "true", "    - tag: {name: b}\n")
+	f := newFixture(t, nil, a)
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			src := a
+			if i%2 == 0 {
+				src = b
+			}
+			if err := f.eng.LoadBytes("rules.yaml", []byte(src)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				d := detection(fmt.Sprintf("d-%d-%d", g, i), "h1", "atomic", ind{id: "i", kind: "md5", value: "00112233445566778899aabbccddeeff"})
+				dec, err := f.eng.Handle(ctx, &d)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// One rule set: either a alone, or b and b2.
+				switch {
+				case len(dec.Rules) == 1 && dec.Rules[0].Rule == "a":
+				case len(dec.Rules) == 2 && dec.Rules[0].Rule == "b" && dec.Rules[1].Rule == "b2":
+				default:
+					t.Errorf("mixed rule sets: %+v", dec.Rules)
+					return
+				}
+				_ = f.eng.Explain(&d).Text()
+			}
+		}()
+	}
+	wg.Wait()
+	<-done
+}
+
+func TestLoadDir(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("10-good.yaml", rule("good", "true", logAction))
+	write("20-bad.yml", rule("bad", "indicator.nope", logAction))
+	write("notes.txt", "not rules")
+	eng, err := response.New(response.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = eng.LoadDir(dir)
+	if !errors.Is(err, response.ErrExpression) || !strings.Contains(err.Error(), "20-bad.yml:2:") {
+		t.Fatalf("err %v", err)
+	}
+	if rs := eng.Rules().Rules(); len(rs) != 1 || rs[0].Name != "good" {
+		t.Fatalf("rules %v", rs)
+	}
+}
+
+func TestRegistry(t *testing.T) {
+	reg := response.DefaultRegistry()
+	if got := strings.Join(reg.Names(), ","); got != "isolate,log,notify,release,tag" {
+		t.Fatalf("names %s", got)
+	}
+	noop := func(*response.ActionArgs) (response.Action, error) { return nil, errors.New("x") }
+	if err := reg.Register("isolate", noop); !errors.Is(err, response.ErrDuplicateAction) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	for _, bad := range []string{"", "Isolate", "has space", strings.Repeat("a", 65)} {
+		if err := reg.Register(bad, noop); !errors.Is(err, response.ErrInvalidConfig) {
+			t.Fatalf("name %q: %v", bad, err)
+		}
+	}
+	if err := reg.Register("x", nil); !errors.Is(err, response.ErrInvalidConfig) {
+		t.Fatalf("nil factory: %v", err)
+	}
+	// A factory's plain error is located at the action.
+	if err := reg.Register("broken", noop); err != nil {
+		t.Fatal(err)
+	}
+	_, err := response.Compile(response.LoadConfig{Actions: reg}, "r.yaml", []byte("- name: r\n  when: 'true'\n  actions: [ {broken: {}} ]\n"))
+	var les response.LoadErrors
+	if !errors.As(err, &les) || les[0].Line != 3 || les[0].Field != "actions[0].broken" || !errors.Is(err, response.ErrInvalidRule) {
+		t.Fatalf("err %v", err)
+	}
+	// An empty registry knows no action.
+	_, err = response.Compile(response.LoadConfig{Actions: response.NewRegistry()}, "r.yaml", []byte("- name: r\n  when: 'true'\n  actions: [ {log: {message: x}} ]\n"))
+	if !errors.Is(err, response.ErrUnknownAction) {
+		t.Fatalf("err %v", err)
 	}
 }

@@ -66,7 +66,7 @@ func ExampleCompile_error() {
 	fmt.Println(err)
 	// Output:
 	// 2 19 true
-	// rules.yaml:2:19: rule r: when: response: invalid expression: type response.DetectionVars has no field severty
+	// rules.yaml:2:19: rule r: when: response: invalid expression: detection has no field severty
 	//     2 |   when: detection.severty >= "high"
 	//       |                   ^
 }

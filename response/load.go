@@ -652,6 +652,18 @@ func (l *loader) exprOptions(extra ...expr.Option) []expr.Option {
 	return append(opts, extra...)
 }
 
+// envTypeNames turns the Go names of the environment's types in expr's
+// messages into the names a rule author writes.
+var envTypeNames = strings.NewReplacer(
+	"type response.DetectionVars", "detection", "type response.IndicatorVars", "indicator",
+	"type response.EventVars", "event", "type response.HostVars", "host", "type response.MatchVars", "match",
+	"type response.FileVars", "event.file", "type response.ProcessVars", "event.process",
+	"type response.NetworkVars", "event.network", "type response.DNSVars", "event.dns",
+	"type response.HTTPVars", "event.http", "type response.RegistryVars", "event.registry",
+	"type response.MutexVars", "event.mutex", "response.Env", "the environment",
+	"ioc.Severity", "severity",
+)
+
 // compileExpr compiles src, the value of node n (or a part of it starting
 // at rune offset off), locating errors in the file.
 func (l *loader) compileExpr(n ast.Node, field, src string, off int, extra ...expr.Option) (*vm.Program, bool) {
@@ -693,7 +705,7 @@ func (l *loader) exprErr(n ast.Node, field string, off int, err error) {
 	msg := err.Error()
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		msg = fe.Message
+		msg = envTypeNames.Replace(fe.Message)
 		if _, block := n.(*ast.LiteralNode); block {
 			first := line + 1 // the block's first content line sets its indentation
 			line += fe.Line
