@@ -114,56 +114,121 @@ func (p *parser) document(data []byte) error {
 		var v any
 		return p.jsonErr(trim, 0, "", json.Unmarshal(trim, &v))
 	}
-	switch trim[0] {
-	case '[':
-		return p.objects(trim, "")
-	case '{':
-		var o object
-		if err := json.Unmarshal(trim, &o); err != nil {
-			return p.jsonErr(trim, 0, "", err)
-		}
-		switch o.Type {
-		case "bundle":
-			if len(o.Objects) == 0 || string(o.Objects) == "null" {
-				return nil
-			}
-			return p.objects(o.Objects, "objects")
-		case "indicator":
-			return p.indicator(&o, "")
-		case "":
-			return p.fail("type", 0, "is missing (a bundle or an indicator is expected)")
-		}
-		return p.fail("type", 0, "%q is neither bundle nor indicator", o.Type)
+	// The JSON is valid from here on: the decoder only meets type errors.
+	dec := json.NewDecoder(bytes.NewReader(trim))
+	dec.UseNumber()
+	tok, _ := dec.Token()
+	switch tok {
+	case json.Delim('['):
+		return p.objects(dec, "")
+	case json.Delim('{'):
+	default:
+		return p.fail("", 0, "not a JSON object or array")
 	}
-	return p.fail("", 0, "not a JSON object or array")
+	// A bundle or one object: find "type" and "objects" in any order.
+	var typ string
+	var objects, whole json.RawMessage
+	whole = trim
+	for dec.More() {
+		k, _ := dec.Token()
+		key, _ := k.(string)
+		switch key {
+		case "type":
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return p.jsonErr(trim, 0, "type", err)
+			}
+			s, ok := v.(string)
+			if !ok {
+				return p.fail("type", 0, "is not a string")
+			}
+			typ = s
+		case "objects":
+			if typ == "bundle" {
+				// Stream the array: bundles are large.
+				tok, _ := dec.Token()
+				if tok != json.Delim('[') {
+					return p.fail("objects", 0, "is not an array")
+				}
+				if err := p.objects(dec, "objects"); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := dec.Decode(&objects); err != nil {
+				return p.jsonErr(trim, 0, "objects", err)
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return p.jsonErr(trim, 0, key, err)
+			}
+		}
+	}
+	switch typ {
+	case "bundle":
+		if len(objects) == 0 || string(objects) == "null" {
+			return nil
+		}
+		od := json.NewDecoder(bytes.NewReader(objects))
+		tok, _ := od.Token()
+		if tok != json.Delim('[') {
+			return p.fail("objects", 0, "is not an array")
+		}
+		return p.objects(od, "objects")
+	case "indicator":
+		var o object
+		if err := json.Unmarshal(whole, &o); err != nil {
+			return p.jsonErr(whole, 0, "", err)
+		}
+		return p.indicator(&o, "")
+	case "":
+		return p.fail("type", 0, "is missing (a bundle or an indicator is expected)")
+	}
+	return p.fail("type", 0, "%q is neither bundle nor indicator", typ)
 }
 
-func (p *parser) objects(data []byte, path string) error {
-	var list []json.RawMessage
-	if err := json.Unmarshal(data, &list); err != nil {
-		return p.jsonErr(data, 0, path, err)
-	}
-	for i, raw := range list {
+// objects reads the elements of an array whose '[' dec has consumed, up
+// to and including its ']'.
+func (p *parser) objects(dec *json.Decoder, path string) error {
+	for i := 0; dec.More(); i++ {
 		ip := fmt.Sprintf("%s[%d]", path, i)
-		// Only indicators are decoded whole.
-		var head struct {
-			Type string `json:"type"`
-		}
-		if err := json.Unmarshal(raw, &head); err != nil {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
 			return p.jsonErr(raw, 0, ip, err)
 		}
-		if head.Type != "indicator" {
-			continue
-		}
 		var o object
-		if err := json.Unmarshal(raw, &o); err != nil {
+		err := json.Unmarshal(raw, &o)
+		if o.Type != "indicator" {
+			// Only indicators are read; others may hold anything.
+			if err != nil && !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+				return p.fail(ip, 0, "is not a JSON object")
+			}
+			if err == nil || !isIndicator(raw) {
+				continue
+			}
+		}
+		if err != nil {
 			return p.jsonErr(raw, 0, ip, err)
 		}
 		if err := p.indicator(&o, ip); err != nil {
 			return err
 		}
 	}
+	_, err := dec.Token() // ']'
+	if err != nil {
+		return p.fail(path, 0, "%v", err)
+	}
 	return nil
+}
+
+// isIndicator reports whether an object's "type" is "indicator", for an
+// object that did not decode whole.
+func isIndicator(raw []byte) bool {
+	var head struct {
+		Type string `json:"type"`
+	}
+	return json.Unmarshal(raw, &head) == nil && head.Type == "indicator"
 }
 
 func (p *parser) warn(path, id, format string, args ...any) error {
