@@ -25,7 +25,7 @@ const (
 	FileDir                         // the directory of file.path
 	FileName                        // file.name, or the last element of file.path
 	FileExt                         // the extension of FileName, without the dot
-	FileSize                        // file.size (number)
+	FileSize                        // file.size (number; absent when 0, as the event omits it)
 	ProcName                        // process.name, or the last element of process.path
 	ProcPath                        // process.path
 	ProcCmdLine                     // process.command_line
@@ -249,7 +249,7 @@ func observe(ev *ioc.Event, o *observed) {
 			o.set(FileExt, name[i+1:])
 		}
 		o.set(FileDir, dirName(o.vals[FilePath]))
-		o.num(FileSize, f.Size, f.Size > 0 || f.Path != "" || f.Name != "")
+		o.num(FileSize, f.Size, f.Size > 0) // 0: not reported
 	case ioc.EventProcess:
 		p := ev.Process
 		if p == nil {
