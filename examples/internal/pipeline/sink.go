@@ -1,0 +1,53 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/cordonsec/cordon/bus"
+	"github.com/cordonsec/cordon/isolation"
+)
+
+// IsolationEventSource is the Source of the audit events EventSink
+// publishes.
+const IsolationEventSource = "isolation"
+
+// EventSink is an isolation.Sink that publishes each Manager event as the
+// audit event cordon.events.<host>.isolation.<kind>, whose Data is the
+// isolation.Event (cordon.isolation-event/v1). Next, when set, gets every
+// event too (metrics, a test's recorder).
+type EventSink struct {
+	Bus  *bus.Bus
+	Next func(isolation.Event)
+}
+
+// Publish implements isolation.Sink.
+func (s EventSink) Publish(ctx context.Context, e isolation.Event) error {
+	if s.Next != nil {
+		s.Next(e)
+	}
+	if s.Bus == nil {
+		return nil
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	_, err = s.Bus.PublishEvent(ctx, bus.Event{
+		ID: e.ID, Time: e.Time, Host: e.Host, Kind: "isolation." + string(e.Kind),
+		Source: IsolationEventSource, Data: data,
+	})
+	return err
+}
+
+// DecodeIsolationEvent returns the isolation.Event carried by an audit
+// event published by EventSink; ok is false for other events.
+func DecodeIsolationEvent(e bus.Event) (ev isolation.Event, ok bool, err error) {
+	if e.Source != IsolationEventSource {
+		return ev, false, nil
+	}
+	if err := json.Unmarshal(e.Data, &ev); err != nil {
+		return ev, true, err
+	}
+	return ev, true, nil
+}
