@@ -60,6 +60,7 @@ func loadSamples(t *testing.T) *Loader {
 	r := l.LoadDir("testdata/feeds")
 	require.NoError(t, r.Err())
 	require.Len(t, r.Loaded, 7)
+	assert.Empty(t, r.Warnings)
 	return l
 }
 
@@ -196,6 +197,11 @@ func TestStrictAndWarnings(t *testing.T) {
 	assert.Contains(t, f.Warnings[0], "HookItem/HookedFunction")
 	_, err = Parse("w.ioc", doc, Options{Strict: true})
 	assert.ErrorIs(t, err, openioc.ErrUnsupported)
+	var got Reload
+	l, err := NewLoader(Config{OnReload: func(r Reload) { got = r }})
+	require.NoError(t, err)
+	require.NoError(t, l.Load("w.ioc", doc))
+	assert.Equal(t, f.Warnings, got.Warnings)
 }
 
 func TestBadYARAInMISP(t *testing.T) {

@@ -59,6 +59,9 @@ type Reload struct {
 	// Errors are the files that failed, each a *FileError; the previous
 	// content of each stays in force.
 	Errors []error
+	// Warnings are what the loaded files hold that is not evaluated
+	// (unsupported OpenIOC terms, STIX indicators, MISP attribute types).
+	Warnings []string
 	// Snapshot is the snapshot in force afterwards.
 	Snapshot *Snapshot
 }
@@ -241,6 +244,7 @@ func (l *Loader) applyWith(changes map[string][]byte, errs []error) Reload {
 		}
 		next[n] = f
 		r.Loaded = append(r.Loaded, n)
+		r.Warnings = append(r.Warnings, f.Warnings...)
 	}
 	if len(r.Loaded)+len(r.Removed) > 0 {
 		files := make([]*File, 0, len(next))
@@ -251,7 +255,7 @@ func (l *Loader) applyWith(changes map[string][]byte, errs []error) Reload {
 		if err != nil {
 			// Keep everything as it was.
 			r.Errors = append(r.Errors, err)
-			r.Loaded, r.Removed = nil, nil
+			r.Loaded, r.Removed, r.Warnings = nil, nil, nil
 		} else {
 			l.files = next
 			l.snap.Store(snap)
@@ -265,6 +269,9 @@ func (l *Loader) applyWith(changes map[string][]byte, errs []error) Reload {
 func (l *Loader) report(r Reload) {
 	for _, err := range r.Errors {
 		l.log.Error("feed: not loaded; the previous content stays in force", "err", err)
+	}
+	for _, w := range r.Warnings {
+		l.log.Warn("feed: not evaluated", "what", w)
 	}
 	if len(r.Loaded)+len(r.Removed) > 0 {
 		atomic, trees := 0, 0
