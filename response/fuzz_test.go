@@ -2,8 +2,10 @@ package response_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/cordonsec/cordon/response"
 )
@@ -29,6 +31,11 @@ func FuzzCompile(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// An input that takes this long is a bug (a parser or expression
+		// that does not terminate in reasonable time): crash with it, so
+		// the fuzzer keeps it.
+		watchdog := time.AfterFunc(30*time.Second, func() { panic(fmt.Sprintf("input takes over 30s: %q", data)) })
+		defer watchdog.Stop()
 		file, err := response.Compile(response.LoadConfig{MaxExprNodes: 200}, "fuzz.yaml", data)
 		if err != nil {
 			var les response.LoadErrors

@@ -68,12 +68,18 @@ type Detections struct {
 
 // Consume implements response.DetectionSource: h's nil acknowledges a
 // detection, an error has it delivered again (with the consumer's
-// backoff, dead-lettered after MaxDeliver). It returns nil when ctx ends,
+// backoff, dead-lettered after MaxDeliver); an error wrapping
+// response.ErrInvalidDetection dead-letters it at once. It returns nil when ctx ends,
 // ErrStopped when the subscription ends first, or the error of starting
 // the consumer.
 func (s Detections) Consume(ctx context.Context, h func(ctx context.Context, d ioc.Detection) error) error {
 	sub, err := s.Bus.ConsumeDetections(ctx, s.Consumer, func(ctx context.Context, d ioc.Detection, _ bus.Delivery) error {
-		return h(ctx, d)
+		err := h(ctx, d)
+		if errors.Is(err, response.ErrInvalidDetection) {
+			// No retry can help: dead-letter it at once.
+			return fmt.Errorf("%w: %w", bus.ErrRejected, err)
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("responsebus: %w", err)
