@@ -71,9 +71,18 @@ func Parse(r io.Reader, cfg Config) ([]ioc.Indicator, error) {
 			return fail(line, 0, "the header has no %q column (it must name at least type and value)", need)
 		}
 	}
-	col := func(rec []string, name string) (string, int) {
-		i, ok := cols[name]
-		if !ok {
+	// Column positions, looked up once: -1 when absent.
+	pos := map[string]int{}
+	for _, n := range []string{"type", "value", "id", "source", "description", "severity", "score", "confidence", "tags", "valid_from", "valid_until"} {
+		pos[n] = -1
+		if i, ok := cols[n]; ok {
+			pos[n] = i
+		}
+	}
+	cType, cValue, cID, cSource, cDesc, cSev := pos["type"], pos["value"], pos["id"], pos["source"], pos["description"], pos["severity"]
+	cScore, cConf, cTags, cFrom, cUntil := pos["score"], pos["confidence"], pos["tags"], pos["valid_from"], pos["valid_until"]
+	get := func(rec []string, i int) (string, int) {
+		if i < 0 {
 			return "", -1
 		}
 		return strings.TrimSpace(rec[i]), i
@@ -95,32 +104,33 @@ func Parse(r io.Reader, cfg Config) ([]ioc.Indicator, error) {
 			_, c := cr.FieldPos(i)
 			return c
 		}
-		typ, ti := col(rec, "type")
-		val, vi := col(rec, "value")
+		typ, ti := get(rec, cType)
+		val, vi := get(rec, cValue)
 		kind, err := ParseType(typ, val)
 		if err != nil {
 			return fail(line, at(ti), "%v", err)
 		}
 		ind := ioc.Indicator{Kind: kind, Value: val, Source: name, Severity: cfg.Severity}
-		if v, i := col(rec, "id"); i >= 0 {
+		if v, i := get(rec, cID); i >= 0 {
 			ind.ID = v
 		}
-		if v, i := col(rec, "source"); i >= 0 && v != "" {
+		if v, i := get(rec, cSource); i >= 0 && v != "" {
 			ind.Source = v
 		}
-		if v, i := col(rec, "description"); i >= 0 {
+		if v, i := get(rec, cDesc); i >= 0 {
 			ind.Description = v
 		}
-		if v, i := col(rec, "severity"); i >= 0 && v != "" {
+		if v, i := get(rec, cSev); i >= 0 && v != "" {
 			if ind.Severity, err = ioc.ParseSeverity(v); err != nil {
 				return fail(line, at(i), "severity %q is not one of low, medium, high, critical", v)
 			}
 		}
-		for _, f := range []struct {
+		for _, f := range [...]struct {
 			name string
+			col  int
 			dst  *int
-		}{{"score", &ind.Score}, {"confidence", &ind.Confidence}} {
-			if v, i := col(rec, f.name); i >= 0 && v != "" {
+		}{{"score", cScore, &ind.Score}, {"confidence", cConf, &ind.Confidence}} {
+			if v, i := get(rec, f.col); i >= 0 && v != "" {
 				n, err := strconv.Atoi(v)
 				if err != nil || n < 0 || n > 100 {
 					return fail(line, at(i), "%s %q is not an integer in 0-100", f.name, v)
@@ -128,14 +138,15 @@ func Parse(r io.Reader, cfg Config) ([]ioc.Indicator, error) {
 				*f.dst = n
 			}
 		}
-		if v, i := col(rec, "tags"); i >= 0 && v != "" {
+		if v, i := get(rec, cTags); i >= 0 && v != "" {
 			ind.Tags = strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == '|' })
 		}
-		for _, f := range []struct {
+		for _, f := range [...]struct {
 			name string
+			col  int
 			dst  *time.Time
-		}{{"valid_from", &ind.ValidFrom}, {"valid_until", &ind.ValidUntil}} {
-			if v, i := col(rec, f.name); i >= 0 && v != "" {
+		}{{"valid_from", cFrom, &ind.ValidFrom}, {"valid_until", cUntil, &ind.ValidUntil}} {
+			if v, i := get(rec, f.col); i >= 0 && v != "" {
 				t, err := time.Parse(time.RFC3339, v)
 				if err != nil {
 					return fail(line, at(i), "%s %q is not an RFC 3339 time", f.name, v)

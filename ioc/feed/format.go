@@ -39,9 +39,9 @@ const (
 //   - XML: OpenIOC;
 //   - JSON whose first object has "Event" or "response": MISP; "type"
 //     bundle or indicator: STIX;
-//   - a name containing hash-iocs, filename-iocs or c2-iocs: that Loki list;
 //   - text whose first line (not a # comment) is a header naming type and
 //     value: CSV;
+//   - a name containing hash-iocs, filename-iocs or c2-iocs: that Loki list;
 //   - other text: a Loki list, told by its first entry (a digest: hashes;
 //     an address, prefix or domain name: C2; anything else: file names).
 //
@@ -57,6 +57,10 @@ func Detect(name string, data []byte) (Format, error) {
 	case '{', '[':
 		return detectJSON(trim)
 	}
+	first := firstLine(trim)
+	if isCSVHeader(first) {
+		return FormatCSV, nil
+	}
 	if l, ok := loki.ListOf(name); ok {
 		switch l {
 		case loki.HashList:
@@ -65,10 +69,6 @@ func Detect(name string, data []byte) (Format, error) {
 			return FormatLokiFilename, nil
 		}
 		return FormatLokiC2, nil
-	}
-	first := firstLine(trim)
-	if isCSVHeader(first) {
-		return FormatCSV, nil
 	}
 	entry, _, _ := strings.Cut(first, ";")
 	entry = strings.TrimSpace(entry)
