@@ -159,6 +159,11 @@ func LoadCase(path string) (*Case, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseCase(path, data)
+}
+
+// parseCase decodes and validates the case file path holding data.
+func parseCase(path string, data []byte) (*Case, error) {
 	var c Case
 	if err := yaml.UnmarshalWithOptions(data, &c, yaml.Strict()); err != nil {
 		return nil, fmt.Errorf("%s: %s", path, yaml.FormatError(err, false, true))
@@ -263,7 +268,7 @@ func (c *Case) validateStep(i int) error {
 		if d.Engine == "" {
 			return fmt.Errorf("expect.detections[%d].engine: required", j)
 		}
-		if _, err := ioc.ParseSeverity(d.Severity); err != nil {
+		if _, err := parseSeverity(d.Severity); err != nil {
 			return fmt.Errorf("expect.detections[%d].severity: %v", j, err)
 		}
 		for k, ind := range d.Indicators {
@@ -435,4 +440,16 @@ func sortedLines(l []string) []string {
 	l = slices.Clone(l)
 	sort.Strings(l)
 	return l
+}
+
+// parseSeverity parses an expected severity; "unknown" is the severity of
+// a detection whose feed gives none.
+func parseSeverity(s string) (ioc.Severity, error) {
+	if s == "unknown" {
+		return ioc.SeverityUnknown, nil
+	}
+	if s == "" {
+		return 0, errors.New("required (low, medium, high, critical or unknown)")
+	}
+	return ioc.ParseSeverity(s)
 }
