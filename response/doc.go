@@ -29,7 +29,8 @@
 //
 // Rules run in file order (files in the order of their names). Every
 // matching rule fires, unless an earlier matching rule has stop: true (a
-// rule that is itself dry-run does not stop the others). A detection with
+// rule that is itself dry-run does not stop the others; a suppressed rule
+// does, as it did when it acted). A detection with
 // several indicators is evaluated once per indicator, in order, with
 // `indicator` bound; the rule fires once per detection, for the first
 // indicator that makes `when` true, and that indicator is the one the
@@ -43,10 +44,14 @@
 // hasTag, hasAnyTag, severityAtLeast and severity are pure; the builtins
 // now and repeat are disabled.
 //
-// Rules are indexed by the equality conditions at the top level of
-// `when` on indicator.kind, indicator.source, detection.engine and
-// indicator.tags, so a detection evaluates only the rules that can match
-// it. The index never changes an outcome (TestIndexEquivalence).
+// Rules are indexed by the conditions at the top level of `when` (the
+// operands of a chain of &&) on indicator.kind, indicator.source,
+// detection.engine and indicator.tags (== and in) and on
+// detection.severity and indicator.severity (>= and >), so a detection
+// evaluates only the rules that can match it. The index never changes an
+// outcome (TestIndexEquivalence). Expressions run within expr's memory
+// budget: one that would loop without end fails, and its rule does not
+// fire.
 //
 // # Actions
 //

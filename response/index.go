@@ -3,6 +3,8 @@ package response
 import (
 	"slices"
 
+	"github.com/cordonsec/cordon/ioc"
+
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
 )
@@ -18,6 +20,9 @@ import (
 //	indicator.source == "feed-a"          indicator.source in [...]
 //	detection.engine == "yara"            detection.engine in [...]
 //	"ransomware" in indicator.tags        hasTag(indicator.tags, "ransomware")
+//	detection.severity >= "high"          detection.severity > "medium"
+//	"high" <= detection.severity          severityAtLeast(detection.severity, "high")
+//	(and the same on indicator.severity)
 //
 // Anything else (||, not, calls, comparisons of other fields) constrains
 // nothing. Each field holds a plain string compared with ==, so the
@@ -25,11 +30,17 @@ import (
 type constraints struct {
 	kind, source, engine *[]string // nil: unconstrained; else the value must be one of these
 	tags                 []string  // each must be one of indicator.tags
+	// minDet and minInd are the least detection and indicator severities
+	// (0: unconstrained; above critical: never).
+	minDet, minInd ioc.Severity
 }
 
 // never reports whether the conjuncts contradict each other (an empty
 // intersection): the rule can never fire.
 func (c constraints) never() bool {
+	if c.minDet > ioc.SeverityCritical || c.minInd > ioc.SeverityCritical {
+		return true
+	}
 	for _, s := range []*[]string{c.kind, c.source, c.engine} {
 		if s != nil && len(*s) == 0 {
 			return true
@@ -38,7 +49,10 @@ func (c constraints) never() bool {
 	return false
 }
 
-func (c constraints) satisfied(engine string, ind *IndicatorVars) bool {
+func (c constraints) satisfied(engine string, sev ioc.Severity, ind *IndicatorVars) bool {
+	if sev < c.minDet || ind.Severity < c.minInd {
+		return false
+	}
 	if c.kind != nil && !slices.Contains(*c.kind, ind.Kind) {
 		return false
 	}
@@ -198,6 +212,8 @@ func (c *constraints) add(n ast.Node) {
 					intersect(d, list)
 				}
 			}
+		case ">=", ">", "<=", "<":
+			c.addSeverity(x.Operator, x.Left, x.Right)
 		}
 	case *ast.CallNode:
 		id, ok := x.Callee.(*ast.IdentifierNode)
@@ -206,6 +222,42 @@ func (c *constraints) add(n ast.Node) {
 				c.tags = append(c.tags, s.Value)
 			}
 		}
+		if ok && id.Value == "severityAtLeast" && len(x.Arguments) == 2 {
+			c.addSeverity(">=", x.Arguments[0], x.Arguments[1])
+		}
+	}
+}
+
+// addSeverity records "path op literal" (or "literal op path") where path
+// is detection.severity or indicator.severity and literal a severity name
+// (checked at load), as a least severity.
+func (c *constraints) addSeverity(op string, l, r ast.Node) {
+	if _, ok := l.(*ast.StringNode); ok {
+		l, r = r, l
+		op = map[string]string{">=": "<=", ">": "<", "<=": ">=", "<": ">"}[op]
+	}
+	s, ok := r.(*ast.StringNode)
+	if !ok {
+		return
+	}
+	sev, err := parseSeverityName(s.Value)
+	if err != nil {
+		return
+	}
+	var least ioc.Severity
+	switch op {
+	case ">=":
+		least = sev
+	case ">":
+		least = sev + 1
+	default:
+		return // an upper bound: not indexed
+	}
+	switch path(l) {
+	case "detection.severity":
+		c.minDet = max(c.minDet, least)
+	case "indicator.severity":
+		c.minInd = max(c.minInd, least)
 	}
 }
 
@@ -214,6 +266,7 @@ func (c *constraints) add(n ast.Node) {
 // positions in the rule set.
 type index struct {
 	always   []int32
+	bySev    [ioc.SeverityCritical + 1][]int32 // by least detection severity
 	byTag    map[string][]int32
 	byKind   map[string][]int32
 	bySource map[string][]int32
@@ -242,6 +295,8 @@ func buildIndex(rules []*Rule) *index {
 			for _, v := range *c.engine {
 				ix.byEngine[v] = append(ix.byEngine[v], n)
 			}
+		case c.minDet > 0:
+			ix.bySev[c.minDet] = append(ix.bySev[c.minDet], n)
 		default:
 			ix.always = append(ix.always, n)
 		}
@@ -252,8 +307,11 @@ func buildIndex(rules []*Rule) *index {
 // candidates appends the rules that may fire for (engine, ind): a
 // superset of those whose constraints it satisfies, unsorted, maybe with
 // repeats.
-func (ix *index) candidates(buf []int32, engine string, ind *IndicatorVars) []int32 {
+func (ix *index) candidates(buf []int32, engine string, sev ioc.Severity, ind *IndicatorVars) []int32 {
 	buf = append(buf, ix.always...)
+	for s := ioc.SeverityLow; s <= sev && s <= ioc.SeverityCritical; s++ {
+		buf = append(buf, ix.bySev[s]...)
+	}
 	buf = append(buf, ix.byKind[ind.Kind]...)
 	buf = append(buf, ix.bySource[ind.Source]...)
 	buf = append(buf, ix.byEngine[engine]...)

@@ -26,7 +26,7 @@ var (
 func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 
 func genAtom(r *rand.Rand, depth int) string {
-	switch n := r.IntN(16); {
+	switch n := r.IntN(17); {
 	case n == 0:
 		return fmt.Sprintf("indicator.kind == %q", pick(r, genKinds))
 	case n == 1:
@@ -57,6 +57,15 @@ func genAtom(r *rand.Rand, depth int) string {
 		return `detection.indicators[2].value != ""` // fails with fewer than 3 indicators
 	case n == 14:
 		return fmt.Sprintf("indicator.source != %q", pick(r, genSources))
+	case n == 15:
+		return pick(r, []string{
+			fmt.Sprintf("detection.severity > %q", pick(r, genSevs)),
+			fmt.Sprintf("%q <= detection.severity", pick(r, genSevs)),
+			fmt.Sprintf("%q < indicator.severity", pick(r, genSevs)),
+			fmt.Sprintf("severityAtLeast(detection.severity, %q)", pick(r, genSevs)),
+			fmt.Sprintf("indicator.severity >= %q", pick(r, genSevs)),
+			fmt.Sprintf("detection.severity <= %q", pick(r, genSevs)),
+		})
 	default:
 		return fmt.Sprintf("indicator.score > %d", r.IntN(100))
 	}

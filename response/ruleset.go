@@ -103,7 +103,7 @@ func (rs *RuleSet) evaluate(env *Env, indexed bool) ([]Firing, []evalError) {
 	}
 	marks := s.marks[:len(rs.rules)]
 	s.touch = s.touch[:0]
-	engine := env.Detection.Engine
+	engine, sev := env.Detection.Engine, env.Detection.Severity
 	var zero IndicatorVars
 	for i := -1; i < n; i++ {
 		if i == -1 && n > 0 {
@@ -115,9 +115,9 @@ func (rs *RuleSet) evaluate(env *Env, indexed bool) ([]Firing, []evalError) {
 			ind = &env.Detection.Indicators[i]
 			bit = 1 << uint(i)
 		}
-		s.cands = rs.idx.candidates(s.cands[:0], engine, ind)
+		s.cands = rs.idx.candidates(s.cands[:0], engine, sev, ind)
 		for _, r := range s.cands {
-			if marks[r]&bit != 0 || !rs.rules[r].cons.satisfied(engine, ind) {
+			if marks[r]&bit != 0 || !rs.rules[r].cons.satisfied(engine, sev, ind) {
 				continue
 			}
 			if marks[r] == 0 {
@@ -196,7 +196,7 @@ func (r *Rule) evalWith(m *vm.VM, env *Env, prefilter bool) (int, error) {
 			continue
 		}
 		env.Bind(i)
-		if prefilter && !r.cons.satisfied(env.Detection.Engine, &env.Indicator) {
+		if prefilter && !r.cons.satisfied(env.Detection.Engine, env.Detection.Severity, &env.Indicator) {
 			continue
 		}
 		ok, err := runBool(m, r.program, env)
