@@ -282,15 +282,8 @@ func prefixSets(n *reNode) (sets []*byteSet, bol bool) {
 func reAtom(p *pattern) {
 	sets, bol := prefixSets(p.re)
 	p.bol = bol
-	if p.wide {
-		var w []*byteSet
-		var zero byteSet
-		zero.add(0)
-		for _, s := range sets {
-			w = append(w, s, &zero)
-		}
-		sets = w
-	}
+	// The atom is chosen on the characters; a wide pattern's atom is that
+	// atom widened (as YARA does), cut to maxAtomLen bytes.
 	bestQ, bestI, bestL := -1<<30, -1, 0
 	for i := range sets {
 		combos := 1
@@ -305,9 +298,11 @@ func reAtom(p *pattern) {
 			if combos > maxAtomCombos {
 				break
 			}
+			// Like YARA, atoms hold only known bytes, case pairs, nibble
+			// masks and wildcards, not general classes such as [ab].
 			pi := classify(s)
 			if !pi.ok {
-				pi = posInfo{mask: 0x0F, ok: true} // rate a small class like a nibble
+				break
 			}
 			ps = append(ps, pi)
 			if q := atomQuality(ps); q > bestQ {
@@ -319,15 +314,35 @@ func reAtom(p *pattern) {
 		if !bol && infixAtom(p) {
 			return
 		}
+		// YARA takes the atom from inside a leading optional item (X? or
+		// X{0,1}) when nothing else gives one, which makes that item
+		// mandatory; emulate that observable behaviour.
+		if lead := leadingOptional(p.re); lead != nil {
+			p.re = lead
+			p.fwd, p.bwd = nil, nil
+			reAtom(p)
+			return
+		}
 		p.atoms = nil
 		if len(sets) > 0 {
 			p.first = sets[0]
 		}
 		return
 	}
+	window := sets[bestI : bestI+bestL]
 	p.atomOff = bestI
+	if p.wide {
+		var zero byteSet
+		zero.add(0)
+		var w []*byteSet
+		for _, s := range window {
+			w = append(w, s, &zero)
+		}
+		window = w[:min(len(w), maxAtomLen)]
+		p.atomOff = 2 * bestI
+	}
 	out := [][]byte{{}}
-	for _, s := range sets[bestI : bestI+bestL] {
+	for _, s := range window {
 		var next [][]byte
 		for _, o := range out {
 			for _, b := range s.members() {
@@ -364,7 +379,7 @@ func infixAtom(p *pattern) bool {
 			combos *= n
 			pi := classify(&it.set)
 			if !pi.ok {
-				pi = posInfo{mask: 0x0F, ok: true}
+				break
 			}
 			ps = append(ps, pi)
 			if q := atomQuality(ps); q > bestQ {
@@ -402,4 +417,18 @@ func infixAtom(p *pattern) bool {
 	p.fwd = &reNode{kind: reConcat, subs: items[bestK:]}
 	p.bwd = reverseNode(&reNode{kind: reConcat, subs: items[:bestK]})
 	return true
+}
+
+// leadingOptional returns n with its leading X{0,1} item replaced by X, or
+// nil when n does not start with such an item.
+func leadingOptional(n *reNode) *reNode {
+	isOpt := func(it *reNode) bool { return it.kind == reRepeat && it.min == 0 && it.max == 1 }
+	switch {
+	case isOpt(n):
+		return n.subs[0]
+	case n.kind == reConcat && len(n.subs) > 0 && isOpt(n.subs[0]):
+		subs := append([]*reNode{n.subs[0].subs[0]}, n.subs[1:]...)
+		return &reNode{kind: reConcat, subs: subs}
+	}
+	return nil
 }

@@ -816,6 +816,11 @@ func (c *compiler) binary(op ast.OperatorType, a, b *cexpr) (*cexpr, error) {
 					return x / y, true, false
 				}
 			}
+			if op == ast.OpDiv && b.isConst {
+				if vb := be(nil); vb.ok && vb.i == 0 {
+					return nil, c.errf(ErrType, opTok, "division by zero")
+				}
+			}
 			if isConst {
 				va, vb := ae(nil), be(nil)
 				if va.ok && vb.ok {
@@ -902,6 +907,18 @@ func (c *compiler) binary(op ast.OperatorType, a, b *cexpr) (*cexpr, error) {
 					return 0, true
 				}
 				return x >> uint(y), true
+			}
+		}
+		if b.isConst {
+			// Like YARA, a constant zero divisor or negative shift count is
+			// an error even when the other operand is not constant.
+			if vb := be(nil); vb.ok {
+				if op == ast.OpMod && vb.i == 0 {
+					return nil, c.errf(ErrType, "%", "division by zero")
+				}
+				if (op == ast.OpShiftLeft || op == ast.OpShiftRight) && vb.i < 0 {
+					return nil, c.errf(ErrType, opTok, "negative shift count %d", vb.i)
+				}
 			}
 		}
 		if isConst {

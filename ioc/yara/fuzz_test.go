@@ -7,7 +7,7 @@ import (
 
 var fuzzRuleSeeds = []string{
 	`rule a { strings: $a = "abc" nocase wide ascii fullword condition: $a }`,
-	`rule a { strings: $a = { 4D 5A [2-8] (50 45 | 4E 45) ?? ~00 } condition: $a at 0 }`,
+	`rule a { strings: $a = { 4D 5A [2-8] (50 45 | 4E 45) ?? 00 } condition: $a at 0 }`,
 	`rule a { strings: $a = /ab[^c]{2,5}?d\b/is condition: #a > 1 and @a[2] < 100 and !a[1] == 4 }`,
 	`rule a { strings: $a = "xyz" xor(1-200) $b = "hello" base64 base64wide condition: any of them }`,
 	`rule a { condition: for all i in (0..filesize \ 2) : (uint8(i) != 0xFF) }`,

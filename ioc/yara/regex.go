@@ -110,6 +110,8 @@ type reParser struct {
 	pos    int
 	nocase bool
 	dotall bool
+	greedy bool // a greedy quantifier was seen
+	lazy   bool // a non-greedy quantifier was seen
 }
 
 // parseRegex parses YARA's regular expression dialect into a node tree.
@@ -224,6 +226,15 @@ func (p *reParser) quantifier(atom *reNode) (*reNode, error) {
 	if p.pos < len(p.src) && p.src[p.pos] == '?' {
 		greedy = false
 		p.pos++
+	}
+	// YARA 4.2.3 rejects mixing greedy and non-greedy quantifiers.
+	if greedy {
+		p.greedy = true
+	} else {
+		p.lazy = true
+	}
+	if p.greedy && p.lazy {
+		return nil, p.errf("greedy and ungreedy quantifiers can't be mixed in a regular expression")
 	}
 	if p.pos < len(p.src) {
 		switch p.src[p.pos] {
@@ -609,18 +620,42 @@ type reMatcher struct {
 	wide  bool
 	rev   bool // match backward: classes consume the bytes before pos
 	steps int
+	// emptyStops makes an empty preferred match final (no match), as YARA
+	// does for a pattern scanned without an atom.
+	emptyStops bool
 }
 
-// matchAt returns the length of the preferred match of n starting at start,
-// or -1.
+// matchAt returns the length of the preferred non-empty match of n starting
+// at start, or -1. Like YARA, an empty match is not a match: the search goes
+// on to the next alternative, unless emptyStops is set.
 func (m *reMatcher) matchAt(n *reNode, start int) int {
 	m.steps = 0
 	end := -1
-	m.match(n, start, func(p int) bool { end = p; return true })
-	if end < 0 {
+	m.match(n, start, func(p int) bool {
+		if p == start {
+			return m.emptyStops
+		}
+		end = p
+		return true
+	})
+	if end <= start {
 		return -1
 	}
 	return end - start
+}
+
+// hasGreedy reports whether n has a greedy quantifier (YARA then lets a
+// later match at the same offset replace an earlier one).
+func hasGreedy(n *reNode) bool {
+	if n.kind == reRepeat && n.greedy {
+		return true
+	}
+	for _, s := range n.subs {
+		if hasGreedy(s) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *reMatcher) step() bool {

@@ -49,6 +49,7 @@ func WithTimeout(d time.Duration) ScanOption {
 
 type smatch struct {
 	off int64
+	seq int64 // where the atom that found it ended: YARA's discovery order
 	n   int32
 	pat int32
 }
@@ -66,6 +67,7 @@ type scanCtx struct {
 	done    <-chan struct{} // the scan's cancellation; checked in long loops
 	stopped bool            // set when done was closed during the scan
 	nverify int             // verifications so far, to pace cancellation checks
+	seq     int64           // discovery position of the current verification
 }
 
 // cancelled reports, every few thousand calls, whether the scan was
@@ -166,6 +168,7 @@ func (r *Rules) scanRange(x *scanCtx, t *atomTable, from, to int) {
 		to = last + 1
 	}
 	hit := func(i int, w uint32) {
+		x.seq = int64(i + t.n)
 		for _, o := range t.outs[w] {
 			if start := i - int(o.off); start >= 0 {
 				r.verify(x, int(o.pat), start)
@@ -277,6 +280,7 @@ func (r *Rules) scan(ctx context.Context, data []byte) (*scanCtx, error) {
 	for _, pi := range r.noAtom {
 		p := r.pats[pi]
 		if p.bol {
+			x.seq = 0
 			r.verify(x, int(pi), 0)
 			continue
 		}
@@ -286,6 +290,7 @@ func (r *Rules) scan(ctx context.Context, data []byte) (*scanCtx, error) {
 				if p.first != nil && !p.first.has(data[i]) {
 					continue
 				}
+				x.seq = int64(i)
 				r.verify(x, int(pi), i)
 			}
 			if err := ctx.Err(); err != nil {
@@ -301,14 +306,24 @@ func (r *Rules) scan(ctx context.Context, data []byte) (*scanCtx, error) {
 			continue
 		}
 		slices.SortStableFunc(ms, func(a, b smatch) int {
+			// Of matches at one offset YARA keeps the first found or, for a
+			// greedy regex, the last found (found = where the atom ended).
 			if a.off != b.off {
 				return cmpOrdered(a.off, b.off)
 			}
-			// Like YARA, of matches at one offset the longest is kept.
-			if a.n != b.n {
+			if r.pats[a.pat].greedy {
+				if a.seq != b.seq {
+					return cmpOrdered(b.seq, a.seq)
+				}
 				return int(b.n - a.n)
 			}
-			return int(a.pat - b.pat)
+			if a.seq != b.seq {
+				return cmpOrdered(a.seq, b.seq)
+			}
+			if a.pat != b.pat {
+				return int(a.pat - b.pat)
+			}
+			return int(a.n - b.n)
 		})
 		out := ms[:1]
 		for _, m := range ms[1:] {
@@ -371,22 +386,30 @@ func (r *Rules) verify(x *scanCtx, pi, start int) {
 		return
 	} else {
 		m := &x.m
-		m.wide = p.wide
 		m.rev = false
 		m.limit = min(len(data), start+reScanLimit)
+		// Like YARA, a regex that is both ascii and wide is tried in ascii
+		// mode first, and in wide mode only when that fails.
+		m.wide = p.wide && !p.dual
+		m.emptyStops = len(p.atoms) == 0
 		n = m.matchAt(p.re, start)
+		if n < 0 && p.dual {
+			m.wide = true
+			n = m.matchAt(p.re, start)
+		}
 		if n <= 0 {
 			return
 		}
 	}
-	if p.fullword && !fullwordOK(data, start, start+n, p.wide) {
+	// Like YARA, fullword is checked on the preferred match only.
+	if p.fullword && !fullwordOK(data, start, start+n, p.re != nil && x.m.wide || p.re == nil && p.wide) {
 		return
 	}
 	ms := x.matches[p.str]
 	if len(ms) >= maxStringMatches {
 		return
 	}
-	x.matches[p.str] = append(ms, smatch{off: int64(start), n: int32(n), pat: int32(pi)})
+	x.matches[p.str] = append(ms, smatch{off: int64(start), seq: x.seq, n: int32(n), pat: int32(pi)})
 }
 
 // verifySplit verifies a pattern whose atom starts at 'at' in the middle of
@@ -395,10 +418,18 @@ func (r *Rules) verify(x *scanCtx, pi, start int) {
 func (r *Rules) verifySplit(x *scanCtx, p *pattern, pi, at int) {
 	data := x.data
 	m := &x.m
-	m.wide = p.wide
 	m.rev = false
+	m.emptyStops = false
 	m.limit = min(len(data), at+reScanLimit)
+	m.wide = p.wide
+	if p.dual {
+		m.wide = false
+	}
 	n := m.matchAt(p.fwd, at)
+	if n < 0 && p.dual {
+		m.wide = true
+		n = m.matchAt(p.fwd, at)
+	}
 	if n < 0 {
 		return
 	}
@@ -414,18 +445,19 @@ func (r *Rules) verifySplit(x *scanCtx, p *pattern, pi, at int) {
 		return false // enumerate every start
 	})
 	m.rev = false
+	defer func() { m.wide = p.wide }()
 	for _, s := range starts {
 		if end-s <= 0 || end-s > reScanLimit {
 			continue
 		}
-		if p.fullword && !fullwordOK(data, s, end, p.wide) {
+		if p.fullword && !fullwordOK(data, s, end, m.wide) {
 			continue
 		}
 		ms := x.matches[p.str]
 		if len(ms) >= maxStringMatches {
 			return
 		}
-		x.matches[p.str] = append(ms, smatch{off: int64(s), n: int32(end - s), pat: int32(pi)})
+		x.matches[p.str] = append(ms, smatch{off: int64(s), seq: x.seq, n: int32(end - s), pat: int32(pi)})
 	}
 }
 

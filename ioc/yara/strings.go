@@ -21,6 +21,13 @@ type pattern struct {
 	// fwd and bwd are set when the atom is not in the fixed-width prefix:
 	// a match runs fwd forward from the atom and bwd (reversed) backward.
 	fwd, bwd *reNode
+	// dual marks a split regex that is both ascii and wide: like YARA, an
+	// atom hit is verified in ascii mode and only if that fails forward in
+	// wide mode.
+	dual bool
+	// greedy: of several matches at one offset the longest is kept (a
+	// greedy regex, as YARA); otherwise the first form's shortest.
+	greedy bool
 	atoms    [][]byte
 	atomOff  int      // offset of the atom from the start of a match
 	first    *byteSet // no-atom patterns: bytes a match can start with
@@ -178,11 +185,21 @@ func (c *compiler) compileString(s ast.String) error {
 			return strErr(ErrInvalidString, "invalid regular expression: %v", err)
 		}
 		warnSlow = hasUnboundedAny(re)
-		if t.ASCII || !t.Wide {
-			pats = append(pats, &pattern{re: re, fullword: t.Fullword})
+		// Like YARA, each alternative of a top-level alternation is its own
+		// pattern with its own atoms.
+		alts := []*reNode{re}
+		if re.kind == reAlt {
+			alts = re.subs
 		}
-		if t.Wide {
-			pats = append(pats, &pattern{re: re, wide: true, fullword: t.Fullword})
+		greedy := hasGreedy(re)
+		dual := t.Wide && t.ASCII
+		for _, alt := range alts {
+			if t.ASCII || !t.Wide {
+				pats = append(pats, &pattern{re: alt, fullword: t.Fullword, greedy: greedy, dual: dual})
+			}
+			if t.Wide {
+				pats = append(pats, &pattern{re: alt, wide: true, fullword: t.Fullword, greedy: greedy, dual: dual})
+			}
 		}
 		quality = reQuality(re)
 		for _, p := range pats {
@@ -282,7 +299,7 @@ func hexNode(tokens ast.HexTokens, depth int) (*reNode, error) {
 					}
 				}
 				if j < len(t.Nots) && t.Nots[j] {
-					s.invert()
+					return nil, fmt.Errorf("~ (not) in hex strings is YARA 4.3 syntax, not 4.2.3")
 				}
 				items = append(items, &reNode{kind: reClass, set: s})
 			}

@@ -47,6 +47,9 @@ func TestCompileErrors(t *testing.T) {
 		{"bad percentage", "rule a { strings: $a = \"abc\" condition: 101% of them }", ErrType, 1, 0, "percentage"},
 		{"syntax", "rule a { condition: ( }", ErrSyntax, 1, 0, ""},
 		{"base64 alphabets differ", "rule a { strings: $a = \"abcd\" base64(\"" + defaultBase64Alphabet[1:] + "A\") base64wide(\"" + defaultBase64Alphabet[2:] + "AB\") condition: $a }", ErrInvalidString, 1, 19, "alphabet"},
+		{"hex not is 4.3", "rule a { strings: $a = { 41 ~42 } condition: $a }", ErrInvalidString, 1, 19, "4.3"},
+		{"mixed greedy", "rule a { strings: $a = /a+b*?/ condition: $a }", ErrInvalidString, 1, 19, "greedy"},
+		{"constant zero divisor", "rule a { condition: filesize % 0 == 1 }", ErrType, 1, 0, "division by zero"},
 		{"self reference", "rule a { condition: a }", ErrUndefined, 1, 0, "itself"},
 	}
 	for _, tt := range tests {
@@ -130,7 +133,6 @@ func TestRawByteRegexAndModifiers(t *testing.T) {
 		{"xor range", `rule a { strings: $a = "abc" xor(2-3) condition: #a == 1 }`, "\x63\x60\x61", true},
 		{"base64", `rule a { strings: $a = "hello" base64 condition: $a }`, "xx aGVsbG8= yy", true},
 		{"hex jump alt", `rule a { strings: $a = { 41 [1-3] (42 | 43 44) } condition: $a }`, "A..CD", true},
-		{"hex not", `rule a { strings: $a = { 41 ~42 } condition: $a }`, "AB", false},
 		{"regex repeat 32767", `rule a { strings: $a = /ab{1,32767}c/ condition: $a }`, "abbbc", true},
 		{"equal range bounds", `rule a { strings: $a = "x" condition: $a in (0..0) and #a in (2..2) == 0 }`, "x", true},
 		{"undefined propagation", `rule a { condition: not (uint32(100) == 1) }`, "x", false},
