@@ -27,10 +27,10 @@ type pattern struct {
 	dual bool
 	// greedy: of several matches at one offset the longest is kept (a
 	// greedy regex, as YARA); otherwise the first form's shortest.
-	greedy bool
-	atoms    [][]byte
-	atomOff  int      // offset of the atom from the start of a match
-	first    *byteSet // no-atom patterns: bytes a match can start with
+	greedy  bool
+	atoms   [][]byte
+	atomOff int      // offset of the atom from the start of a match
+	first   *byteSet // no-atom patterns: bytes a match can start with
 }
 
 // atomQualityThreshold is YARA's warning threshold for atom quality.
