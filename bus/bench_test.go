@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -187,4 +188,46 @@ func mustJSON(tb testing.TB, v any) []byte {
 		tb.Fatal(err)
 	}
 	return data
+}
+
+// BenchmarkDecodeDetection is the consumer's per-message decoding and
+// validation cost, without the server.
+func BenchmarkDecodeDetection(b *testing.B) {
+	data := mustJSON(b, detection("h-1", 1))
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := bus.DecodeDetection("cordon.detections.h-1", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyCommand is the agent's cost to check one signed command
+// (ed25519 verification dominates).
+func BenchmarkVerifyCommand(b *testing.B) {
+	kp := fixedKey(b, 1)
+	pub, _ := kp.PublicKey()
+	now := t0
+	v, err := bus.NewVerifier(bus.VerifierConfig{TrustedKeys: []string{pub}, MaxRemembered: 1 << 30, Clock: func() time.Time { return now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	msgs := make([][]byte, 0, 1024)
+	for i := range cap(msgs) {
+		sc, err := bus.SignCommand(kp, bus.Command{ID: fmt.Sprint("c-", i), Host: "h-1", Action: bus.ActionStatus, IssuedAt: now, Expires: now.Add(time.Minute)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs = append(msgs, mustJSON(b, sc))
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		_, err := v.VerifyCommand(msgs[i%len(msgs)])
+		if i < len(msgs) && err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }

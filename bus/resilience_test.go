@@ -223,3 +223,53 @@ func TestClusterNodeStoppedDuringPublish(t *testing.T) {
 		t.Errorf("stream holds %d messages, want %d (each detection once)", got, n)
 	}
 }
+
+// TestCrashLoopingMessageDeadLettered: a message whose handler never
+// returns because its consumer keeps dying is not retried forever; once
+// delivered more than MaxDeliver times it is dead-lettered unhandled.
+func TestCrashLoopingMessageDeadLettered(t *testing.T) {
+	srv := bustest.StartServer(t)
+	ctx := ctxT(t)
+	admin := bustest.New(t, bus.Config{URLs: []string{srv.URL()}})
+	dls := deadLetters(t, admin)
+	d := detection("h-1", 1)
+	if _, err := admin.PublishDetection(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	cc := bus.ConsumerConfig{Durable: "crashy", MaxDeliver: 2, AckWait: 200 * time.Millisecond}
+	for i := range 2 {
+		c := bustest.New(t, bus.Config{URLs: []string{srv.URL()}})
+		entered := make(chan uint64, 1)
+		_, err := c.ConsumeDetections(ctx, cc, func(hctx context.Context, _ ioc.Detection, dl bus.Delivery) error {
+			entered <- dl.Attempt
+			<-hctx.Done() // the process dies before this returns
+			return hctx.Err()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := recv(t, entered, "delivery"); a != uint64(i+1) {
+			t.Fatalf("attempt %d, want %d", a, i+1)
+		}
+		c.Conn().Close() // crash
+	}
+	last := bustest.New(t, bus.Config{URLs: []string{srv.URL()}})
+	called := make(chan struct{}, 1)
+	sub, err := last.ConsumeDetections(ctx, cc, func(context.Context, ioc.Detection, bus.Delivery) error {
+		called <- struct{}{}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	rec := recv(t, dls, "dead letter")
+	if rec.Reason != bus.ReasonMaxDeliver || rec.Deliveries != 3 || rec.MsgID != d.ID {
+		t.Fatalf("dead letter %+v", rec)
+	}
+	select {
+	case <-called:
+		t.Fatal("handler called on the third delivery with MaxDeliver 2")
+	default:
+	}
+}
