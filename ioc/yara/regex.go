@@ -569,49 +569,6 @@ func hasUnboundedAny(n *reNode) bool {
 	return false
 }
 
-// minMaxLen returns the minimum and maximum number of positions n matches;
-// max is -1 when unbounded.
-func minMaxLen(n *reNode) (int, int) {
-	switch n.kind {
-	case reClass:
-		return 1, 1
-	case reConcat:
-		lo, hi := 0, 0
-		for _, s := range n.subs {
-			a, b := minMaxLen(s)
-			lo += a
-			if hi >= 0 {
-				if b < 0 {
-					hi = -1
-				} else {
-					hi += b
-				}
-			}
-		}
-		return lo, hi
-	case reAlt:
-		lo, hi := -1, 0
-		for _, s := range n.subs {
-			a, b := minMaxLen(s)
-			if lo < 0 || a < lo {
-				lo = a
-			}
-			if hi >= 0 && (b < 0 || b > hi) {
-				hi = b
-			}
-		}
-		return lo, hi
-	case reRepeat:
-		a, b := minMaxLen(n.subs[0])
-		lo := a * n.min
-		if n.max < 0 || b < 0 {
-			return lo, -1
-		}
-		return lo, b * n.max
-	}
-	return 0, 0
-}
-
 // reMatcher runs one match attempt of a node tree over data.
 type reMatcher struct {
 	data  []byte

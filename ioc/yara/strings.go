@@ -266,18 +266,6 @@ func (c *compiler) checkAlphabets(line int, id string) error {
 	return nil
 }
 
-func hasClass(n *reNode) bool {
-	if n.kind == reClass {
-		return true
-	}
-	for _, s := range n.subs {
-		if hasClass(s) {
-			return true
-		}
-	}
-	return false
-}
-
 // hexNode converts gyp hex tokens to a node tree.
 func hexNode(tokens ast.HexTokens, depth int) (*reNode, error) {
 	if depth > 100 {
@@ -316,9 +304,6 @@ func hexNode(tokens ast.HexTokens, depth int) (*reNode, error) {
 			}
 			var any byteSet
 			any.invert()
-			if max == 0 && t.Start == 0 {
-				continue
-			}
 			items = append(items, &reNode{kind: reRepeat, subs: []*reNode{{kind: reClass, set: any}},
 				min: t.Start, max: max, greedy: false})
 		case *ast.HexOr:
