@@ -209,7 +209,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"help"}, 0},
 		{[]string{"keygen"}, 2},
 		{[]string{"isolate"}, 2},
-		{[]string{"isolate", "h-1", "--bus", "nats://127.0.0.1:1"}, 2},                                       // no key
+		{[]string{"isolate", "h-1", "--bus", "nats://127.0.0.1:1"}, 2},                                      // no key
 		{[]string{"isolate", "h-1", "--until-released", "--duration", "1h", "--key", "k", "--bus", "x"}, 2}, // both
 		{[]string{"isolate", "bad.host", "--key", "k", "--bus", "x"}, 2},
 		{[]string{"status", "a", "b"}, 2},
