@@ -1,7 +1,9 @@
 package feed
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -269,4 +271,32 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parsed file does not build: %v", err)
 		}
 	})
+}
+
+// TestCases decodes the wire events of testdata/cases.jsonl strictly and
+// checks the detections the sample feeds give for each: engine, rule and
+// the source of the first indicator ("engine:rule:source").
+func TestCases(t *testing.T) {
+	l := loadSamples(t)
+	data, err := os.ReadFile("testdata/cases.jsonl")
+	require.NoError(t, err)
+	for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var c struct {
+			Want  []string        `json:"want"`
+			Event json.RawMessage `json:"event"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &c), "line %d", i+1)
+		ev, err := ioc.DecodeEvent(c.Event)
+		require.NoError(t, err, "line %d", i+1)
+		got := []string{}
+		for _, d := range l.Match(&ev) {
+			require.NoError(t, d.Validate())
+			src := ""
+			if len(d.Indicators) > 0 {
+				src = d.Indicators[0].Source
+			}
+			got = append(got, fmt.Sprintf("%s:%s:%s", d.Engine, d.Rule, src))
+		}
+		assert.Equal(t, c.Want, got, "line %d (%s)", i+1, ev.ID)
+	}
 }
