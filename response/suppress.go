@@ -71,12 +71,17 @@ func NextSuppression(rec *SuppressionRecord, rule, key, id string, now time.Time
 
 // MemorySuppressions is a SuppressionStore in memory: its windows end
 // with the process (see the bus KV store for windows that survive a
-// restart). A closed window is replaced when its key fires again; Prune drops
-// them all. The zero value is ready; it is safe for concurrent use.
+// restart). A closed window is replaced when its key fires again, and
+// closed windows are dropped every few thousand hits (or by Prune). The
+// zero value is ready; it is safe for concurrent use.
 type MemorySuppressions struct {
-	mu sync.Mutex
-	m  map[string]SuppressionRecord
+	mu   sync.Mutex
+	m    map[string]SuppressionRecord
+	hits int
 }
+
+// pruneEvery is how many hits pass between two prunes of closed windows.
+const pruneEvery = 4096
 
 // Hit implements SuppressionStore.
 func (m *MemorySuppressions) Hit(_ context.Context, rule, key, id string, now time.Time, period time.Duration) (Suppression, error) {
@@ -93,6 +98,9 @@ func (m *MemorySuppressions) Hit(_ context.Context, rule, key, id string, now ti
 	next, s, changed := NextSuppression(prev, rule, key, id, now, period)
 	if changed {
 		m.m[k] = next
+	}
+	if m.hits++; m.hits%pruneEvery == 0 {
+		m.pruneLocked(now)
 	}
 	return s, nil
 }
@@ -113,10 +121,21 @@ func (m *MemorySuppressions) Peek(_ context.Context, rule, key string, now time.
 func (m *MemorySuppressions) Prune(now time.Time) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.pruneLocked(now)
+}
+
+func (m *MemorySuppressions) pruneLocked(now time.Time) int {
 	for k, r := range m.m {
 		if !now.Before(r.Until) {
 			delete(m.m, k)
 		}
 	}
+	return len(m.m)
+}
+
+// Len is the number of windows kept (open or not yet pruned).
+func (m *MemorySuppressions) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	return len(m.m)
 }
