@@ -139,10 +139,11 @@ func (l *Loader) Remove(name string) bool {
 	return true
 }
 
-// LoadDir loads every feed file of dir (regular files whose names do not
-// start with "." or end with "~", ".swp", ".tmp" or ".part"; not
-// subdirectories) and drops loaded files that are no longer there. Files
-// that fail are reported in the Reload; the others are loaded.
+// LoadDir loads every feed file of dir (regular files, or symbolic links
+// to them, whose names do not start with "." or end with "~", ".swp",
+// ".tmp" or ".part"; not subdirectories) and drops loaded files that are
+// no longer there. Files that fail are reported in the Reload; the others
+// are loaded.
 func (l *Loader) LoadDir(dir string) Reload {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -152,7 +153,16 @@ func (l *Loader) LoadDir(dir string) Reload {
 	}
 	names := map[string]bool{}
 	for _, e := range entries {
-		if !ignored(e.Name()) && e.Type().IsRegular() {
+		if ignored(e.Name()) {
+			continue
+		}
+		regular := e.Type().IsRegular()
+		if e.Type()&fs.ModeSymlink != 0 {
+			// Kubernetes mounts ConfigMap keys as symlinks.
+			st, err := os.Stat(filepath.Join(dir, e.Name()))
+			regular = err == nil && st.Mode().IsRegular()
+		}
+		if regular {
 			names[e.Name()] = true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -31,7 +32,9 @@ func (w *Watch) Done() <-chan struct{} { return w.done }
 // has passed without another change, the changed files are reloaded at
 // once and the snapshot swapped; a file that fails keeps its previous
 // content and is reported (Config.OnReload, Config.Logger). Subdirectories
-// are not watched. It returns the first load's report, and an error when
+// are not watched. A change to a name starting with ".." (the "..data"
+// link of a Kubernetes ConfigMap volume) reloads the whole directory. It
+// returns the first load's report, and an error when
 // dir cannot be watched. The watch runs until ctx is done or Stop.
 func (l *Loader) Watch(ctx context.Context, dir string) (*Watch, Reload, error) {
 	fw, err := fsnotify.NewWatcher()
@@ -58,6 +61,7 @@ func (l *Loader) Watch(ctx context.Context, dir string) (*Watch, Reload, error) 
 // returns when ctx is done or events is closed.
 func (l *Loader) watchLoop(ctx context.Context, dir string, events <-chan fsnotify.Event, errs <-chan error) {
 	pending := map[string]bool{}
+	all := false // reload every file of dir
 	// The debounce timer; time's timers are faked by testing/synctest.
 	t := time.NewTimer(l.cfg.Debounce)
 	t.Stop()
@@ -75,10 +79,18 @@ func (l *Loader) watchLoop(ctx context.Context, dir string, events <-chan fsnoti
 				continue
 			}
 			name := filepath.Base(ev.Name)
-			if ignored(name) || ev.Op == fsnotify.Chmod {
+			switch {
+			case ev.Op == fsnotify.Chmod:
 				continue
+			case strings.HasPrefix(name, ".."):
+				// A Kubernetes ConfigMap update swaps the "..data" link
+				// that every file links through: read the whole directory.
+				all = true
+			case ignored(name):
+				continue
+			default:
+				pending[name] = true
 			}
-			pending[name] = true
 			t.Reset(l.cfg.Debounce)
 			timer = t.C
 		case err, ok := <-errs:
@@ -92,6 +104,12 @@ func (l *Loader) watchLoop(ctx context.Context, dir string, events <-chan fsnoti
 			}
 		case <-timer:
 			timer = nil
+			if all {
+				all = false
+				clear(pending)
+				l.LoadDir(dir)
+				continue
+			}
 			names := slices.Sorted(maps.Keys(pending))
 			clear(pending)
 			l.sync(dir, names)

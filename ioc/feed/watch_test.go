@@ -144,3 +144,86 @@ func TestWatchReal(t *testing.T) {
 	_, _, err = l.Watch(t.Context(), filepath.Join(dir, "missing"))
 	assert.Error(t, err)
 }
+
+// TestWatchConfigMap follows a Kubernetes ConfigMap volume update: every
+// file is a link through "..data", which is swapped at once.
+func TestWatchConfigMap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		mk := func(version, content string) {
+			require.NoError(t, os.Mkdir(filepath.Join(dir, version), 0o755))
+			write(t, filepath.Join(dir, version), "feed.csv", content)
+		}
+		mk("..v1", "type,value\nmutex,cm-one\n")
+		require.NoError(t, os.Symlink("..v1", filepath.Join(dir, "..data")))
+		require.NoError(t, os.Symlink(filepath.Join("..data", "feed.csv"), filepath.Join(dir, "feed.csv")))
+		rec := &recorder{}
+		l, err := NewLoader(Config{Debounce: time.Second, OnReload: rec.add})
+		require.NoError(t, err)
+		r := l.LoadDir(dir)
+		require.NoError(t, r.Err())
+		require.Equal(t, []string{"feed.csv"}, r.Loaded)
+
+		events := make(chan fsnotify.Event)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.watchLoop(ctx, dir, events, nil)
+		}()
+		mk("..v2", "type,value\nmutex,cm-two\n")
+		require.NoError(t, os.Symlink("..v2", filepath.Join(dir, "..data_tmp")))
+		require.NoError(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+		events <- fsnotify.Event{Name: filepath.Join(dir, "..data"), Op: fsnotify.Create}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		rs := rec.all()
+		require.Len(t, rs, 2)
+		assert.Equal(t, []string{"feed.csv"}, rs[1].Loaded)
+		ev := newEvent(ioc.EventMutex, "linux")
+		ev.Mutex = &ioc.MutexEvent{Name: "cm-two"}
+		assert.Len(t, l.Match(&ev), 1)
+		ev.Mutex.Name = "cm-one"
+		assert.Empty(t, l.Match(&ev))
+		cancel()
+		<-done
+	})
+}
+
+// TestMatchDuringReloads matches from several goroutines while the feed is
+// replaced: every Match sees one whole snapshot, the old or the new.
+func TestMatchDuringReloads(t *testing.T) {
+	l, err := NewLoader(Config{})
+	require.NoError(t, err)
+	feeds := [][]byte{
+		[]byte("type,value\nmutex,swap-a\nmutex,swap-both\n"),
+		[]byte("type,value\nmutex,swap-b\nmutex,swap-both\n"),
+	}
+	require.NoError(t, l.Load("s.csv", feeds[0]))
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := newEvent(ioc.EventMutex, "linux")
+			a.Mutex = &ioc.MutexEvent{Name: "swap-both"}
+			for ctx.Err() == nil {
+				if len(l.Match(&a)) != 1 {
+					t.Error("swap-both not matched during a reload")
+					return
+				}
+				snap := l.Snapshot()
+				if n := snap.Atomic().Len(); n != 2 {
+					t.Errorf("a snapshot with %d indicators", n)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 200 {
+		require.NoError(t, l.Load("s.csv", feeds[i%2]))
+	}
+	cancel()
+	wg.Wait()
+}
