@@ -77,6 +77,16 @@ func TestSnapshotMatch(t *testing.T) {
 	m, err := snap.YARA()[0].Rules.ScanBytes([]byte("xx CASE-17-MARKER xx"))
 	require.NoError(t, err)
 	assert.Len(t, m, 1)
+	fev := newEvent(ioc.EventFile, "linux")
+	fev.File = &ioc.FileEvent{Path: "/tmp/dropped.bin"}
+	dets, err := snap.ScanYARA(t.Context(), &fev, []byte("head CASE-17-MARKER tail"), t0)
+	require.NoError(t, err)
+	require.Len(t, dets, 1)
+	assert.Equal(t, ioc.EngineYARA, dets[0].Engine)
+	assert.Equal(t, "case17_marker", dets[0].Rule)
+	dets, err = snap.ScanYARA(t.Context(), &fev, []byte("head CASE-17-MARKEX tail"), t0)
+	require.NoError(t, err)
+	assert.Empty(t, dets)
 
 	type want struct {
 		engine ioc.Engine
@@ -146,7 +156,7 @@ func TestSnapshotMatch(t *testing.T) {
 	}
 	// The atomic matches of one event are one detection.
 	both := file(`C:\x.dll`, "a9993e364706816aba3e25717850c26c9cd0d89d", "900150983cd24fb0d6963f7d28e17f72")
-	dets := l.Match(both)
+	dets = l.Match(both)
 	require.Len(t, dets, 1)
 	assert.Len(t, dets[0].Indicators, 2)
 	assert.Equal(t, ioc.SeverityHigh, dets[0].Severity)

@@ -1,12 +1,14 @@
 package feed
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/cordonsec/cordon/ioc"
 	"github.com/cordonsec/cordon/ioc/feed/logic"
+	"github.com/cordonsec/cordon/ioc/yara"
 )
 
 // Snapshot is the compiled state of a set of feed files: the atomic Set,
@@ -134,4 +136,30 @@ func (s *Snapshot) Match(ev *ioc.Event, now time.Time) []ioc.Detection {
 		}
 	}
 	return dets
+}
+
+// ScanYARA scans data, the content ev describes (a file's bytes, a
+// process image), with the YARA rules of the feeds and returns one
+// detection (engine yara, rule the YARA rule's name) per rule that
+// matches. It stops with ctx's error when ctx is done; opts apply to each
+// scan (yara.WithTimeout, …).
+func (s *Snapshot) ScanYARA(ctx context.Context, ev *ioc.Event, data []byte, now time.Time, opts ...yara.ScanOption) ([]ioc.Detection, error) {
+	if s == nil || ev == nil {
+		return nil, nil
+	}
+	var dets []ioc.Detection
+	for _, y := range s.yara {
+		ms, err := y.Rules.Scan(ctx, data, opts...)
+		if err != nil {
+			return dets, fmt.Errorf("feed: %s %s: %w", y.Feed, y.Where, err)
+		}
+		for _, m := range ms {
+			d, err := yara.NewDetection(m, *ev, now)
+			if err != nil {
+				return dets, fmt.Errorf("feed: %s %s: %w", y.Feed, y.Where, err)
+			}
+			dets = append(dets, d)
+		}
+	}
+	return dets, nil
 }
