@@ -61,6 +61,8 @@
 // automatic; exclusions default to the policy's profiles), release,
 // notify (a Notification on a subject), tag (the host, for a period) and
 // log. They act through Services: an Isolator, a Publisher, a Tagger.
+// When the Tagger is also a TagReader (MemoryTags is), host.tags holds
+// the host's tags in force, so that a rule can act on an earlier tag.
 // Isolation asks for an absolute deadline and extends, never shortens.
 //
 // # Decisions

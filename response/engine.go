@@ -271,7 +271,7 @@ func (e *Engine) install(files map[string]*File) error {
 // Evaluate returns the rules that fire for d, in order, honouring stop,
 // without suppression or actions. It has no effect.
 func (e *Engine) Evaluate(d *ioc.Detection) []Firing {
-	fired, _ := e.rules.Load().evaluate(NewEnv(d, e.now()), !e.cfg.NoIndex)
+	fired, _ := e.rules.Load().evaluate(e.newEnv(d, e.now()), !e.cfg.NoIndex)
 	return fired
 }
 
@@ -295,7 +295,7 @@ func (e *Engine) Handle(ctx context.Context, d *ioc.Detection) (*Decision, error
 	}
 	now := e.now()
 	rs := e.rules.Load()
-	env := NewEnv(d, now)
+	env := e.newEnv(d, now)
 	fired, evalErrs := rs.evaluate(env, !e.cfg.NoIndex)
 	for _, ee := range evalErrs {
 		e.log.Warn("response: rule failed to evaluate", "rule", ee.rule.Name, "detection", d.ID, "err", ee.err)
@@ -314,6 +314,15 @@ func (e *Engine) Handle(ctx context.Context, d *ioc.Detection) (*Decision, error
 	}
 	e.log.Debug("response: decision", "id", dec.ID, "detection", d.ID, "host", d.Host.ID, "result", dec.Result, "rules", len(dec.Rules))
 	return dec, nil
+}
+
+// newEnv is NewEnv with the host's tags when the Tagger can tell them.
+func (e *Engine) newEnv(d *ioc.Detection, now time.Time) *Env {
+	env := NewEnv(d, now)
+	if tr, ok := e.svc.Tagger.(TagReader); ok {
+		env.Host.Tags = tr.HostTags(d.Host.ID, now)
+	}
+	return env
 }
 
 func summarize(rules []RuleDecision) string {

@@ -509,3 +509,39 @@ func TestRegistry(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// A tag set by one rule is seen in host.tags by later detections, until
+// it expires.
+func TestHostTags(t *testing.T) {
+	rules := rule("mark", `indicator.kind == "domain"`, "    - tag: {name: suspect, period: 1h}\n") +
+		rule("escalate", `"suspect" in host.tags && indicator.kind == "md5"`, "    - isolate: {}\n")
+	tags := &response.MemoryTags{}
+	f := newFixture(t, func(c *response.Config) { c.Services.Tagger = tags }, rules)
+	ctx := context.Background()
+	md5 := detection("d1", "h1", "atomic", ind{id: "i", kind: "md5", value: "00112233445566778899aabbccddeeff"})
+	if got := f.eng.Evaluate(&md5); len(got) != 0 {
+		t.Fatalf("untagged host: %v", got)
+	}
+	dom := detection("d2", "h1", "atomic", ind{id: "j", kind: "domain", value: "evil.example"})
+	if _, err := f.eng.Handle(ctx, &dom); err != nil {
+		t.Fatal(err)
+	}
+	if got := tags.HostTags("h1", f.clock.Now()); !slices.Equal(got, []string{"suspect"}) {
+		t.Fatalf("tags %v", got)
+	}
+	md5.ID = "d3"
+	dec, err := f.eng.Handle(ctx, &md5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dec.Rules) != 1 || dec.Rules[0].Rule != "escalate" || len(f.iso.Requests()) != 1 {
+		t.Fatalf("decision %+v", dec.Rules)
+	}
+	f.clock.Advance(time.Hour)
+	if got := f.eng.Evaluate(&md5); len(got) != 0 {
+		t.Fatalf("expired tag still seen: %v", got)
+	}
+	if got := tags.HostTags("h1", f.clock.Now()); len(got) != 0 {
+		t.Fatalf("tags %v", got)
+	}
+}

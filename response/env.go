@@ -70,6 +70,9 @@ type HostVars struct {
 	Name      string   `expr:"name"`
 	OS        string   `expr:"os"`
 	Addresses []string `expr:"addresses"`
+	// Tags are the host's tags in force (set by the tag action), when the
+	// engine's Tagger is also a TagReader; empty otherwise.
+	Tags []string `expr:"tags"`
 }
 
 // MatchVars is `match` in expressions: where the evaluation stands.

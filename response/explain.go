@@ -62,7 +62,7 @@ type ConditionValue struct {
 // engine's time. It evaluates every rule (no index) and every indicator,
 // and has no effect.
 func (e *Engine) Explain(d *ioc.Detection) *Explanation {
-	return e.rules.Load().Explain(d, e.now())
+	return e.rules.Load().explain(d, e.newEnv(d, e.now()))
 }
 
 // Explain explains how rs treats d evaluated at now; see Engine.Explain.
