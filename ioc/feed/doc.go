@@ -12,7 +12,7 @@
 // indexed logic trees (OpenIOC, STIX, and the few entries of other formats
 // that pair two observables) and the YARA rules. Snapshot.Match returns
 // every detection of an event: one for all atomic matches, one per tree
-// that holds.
+// that holds. Snapshot.ScanYARA scans content with the feeds' YARA rules.
 //
 // A Loader keeps the parsed files and the Snapshot in force. Load, Remove,
 // LoadDir and Watch (fsnotify, debounced) rebuild the snapshot and swap it
