@@ -22,14 +22,16 @@ import (
 // decodes, validates and acknowledges them; it reports detections per
 // second through the whole path.
 func BenchmarkPublishConsumeDetections(b *testing.B) {
-	b.Run("inprocess", func(b *testing.B) { benchPublishConsume(b, bustest.New(b, bus.Config{})) })
-	b.Run("loopback", func(b *testing.B) {
-		emb := bustest.New(b, bus.Config{Listen: "127.0.0.1:0"})
-		benchPublishConsume(b, bustest.New(b, bus.Config{URLs: []string{emb.ClientURL()}}))
-	})
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("inprocess/workers=%d", workers), func(b *testing.B) { benchPublishConsume(b, bustest.New(b, bus.Config{}), workers) })
+		b.Run(fmt.Sprintf("loopback/workers=%d", workers), func(b *testing.B) {
+			emb := bustest.New(b, bus.Config{Listen: "127.0.0.1:0"})
+			benchPublishConsume(b, bustest.New(b, bus.Config{URLs: []string{emb.ClientURL()}}), workers)
+		})
+	}
 }
 
-func benchPublishConsume(b *testing.B, bs *bus.Bus) {
+func benchPublishConsume(b *testing.B, bs *bus.Bus, workers int) {
 	ctx := context.Background()
 	ds := make([]ioc.Detection, b.N)
 	for i := range ds {
@@ -38,7 +40,7 @@ func benchPublishConsume(b *testing.B, bs *bus.Bus) {
 	var handled atomic.Int64
 	done := make(chan struct{})
 	n := int64(b.N)
-	sub, err := bs.ConsumeDetections(ctx, bus.ConsumerConfig{Batch: 1000, MaxAckPending: 20000}, func(context.Context, ioc.Detection, bus.Delivery) error {
+	sub, err := bs.ConsumeDetections(ctx, bus.ConsumerConfig{Batch: 1000, MaxAckPending: 20000, Workers: workers}, func(context.Context, ioc.Detection, bus.Delivery) error {
 		if handled.Add(1) == n {
 			close(done)
 		}

@@ -61,6 +61,11 @@ type ConsumerConfig struct {
 
 	// Batch is how many messages are pulled per request. Zero: 256.
 	Batch int
+
+	// Workers is how many messages are handled at once. Zero or 1: one
+	// at a time, in stream order. More: decoding and handlers run in
+	// that many goroutines, and messages finish out of order.
+	Workers int
 }
 
 // Validate reports the first invalid field, wrapping ErrInvalidConfig.
@@ -76,6 +81,8 @@ func (c ConsumerConfig) Validate() error {
 		return fmt.Errorf("%w: MaxAckPending %d is negative", ErrInvalidConfig, c.MaxAckPending)
 	case c.Batch < 0:
 		return fmt.Errorf("%w: Batch %d is negative", ErrInvalidConfig, c.Batch)
+	case c.Workers < 0 || c.Workers > 1024:
+		return fmt.Errorf("%w: Workers %d not in 0..1024", ErrInvalidConfig, c.Workers)
 	}
 	for i, d := range c.Backoff {
 		if d < 0 {
@@ -222,15 +229,42 @@ func consume[T any](ctx context.Context, b *Bus, stream, prefix string, cc Consu
 	s := &Subscription{b: b, stream: stream, cfg: cc, ctx: sctx, cancel: cancel, closed: make(chan struct{})}
 	log := b.log.With("stream", stream, "consumer", cc.Durable)
 	s.inflight.Add(1) // held until the consume context is closed
-	consumeCtx, err := cons.Consume(func(m jetstream.Msg) {
-		handleMsg(s, m, decode, h)
-	},
+	deliver := func(m jetstream.Msg) { handleMsg(s, m, decode, h) }
+	quit := make(chan struct{})
+	var workers sync.WaitGroup
+	if cc.Workers > 1 {
+		work := make(chan jetstream.Msg)
+		for range cc.Workers {
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				for {
+					select {
+					case m := <-work:
+						handleMsg(s, m, decode, h)
+					case <-quit:
+						return
+					}
+				}
+			}()
+		}
+		deliver = func(m jetstream.Msg) {
+			select {
+			case work <- m:
+			case <-quit:
+				_ = m.Nak()
+			}
+		}
+	}
+	consumeCtx, err := cons.Consume(deliver,
 		jetstream.PullMaxMessages(cc.Batch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			log.Warn("bus: consume", "err", err)
 		}),
 	)
 	if err != nil {
+		close(quit)
+		workers.Wait()
 		cancel()
 		return nil, fmt.Errorf("bus: consume %s on %s: %w", cc.Durable, stream, err)
 	}
@@ -242,6 +276,8 @@ func consume[T any](ctx context.Context, b *Bus, stream, prefix string, cc Consu
 			// Close drains the connection, which closes the consume context.
 			<-consumeCtx.Closed()
 		}
+		close(quit) // workers finish the message in hand, with live contexts
+		workers.Wait()
 		s.mu.Lock()
 		s.stopped = true
 		s.mu.Unlock()

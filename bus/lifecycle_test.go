@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -16,6 +17,12 @@ import (
 // handler finishes, its ack is flushed, and after reopening the same data
 // directory the detection is not delivered again while the next one is.
 func TestCloseDrainsInFlightHandler(t *testing.T) {
+	for _, workers := range []int{1, 3} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) { testCloseDrains(t, workers) })
+	}
+}
+
+func testCloseDrains(t *testing.T, workers int) {
 	dir := t.TempDir()
 	ctx := ctxT(t)
 	b, err := bus.Open(ctx, bus.Config{DataDir: dir})
@@ -27,10 +34,10 @@ func TestCloseDrainsInFlightHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	started, release := make(chan struct{}), make(chan struct{})
-	_, err = b.ConsumeDetections(ctx, bus.ConsumerConfig{Durable: "engine"}, func(context.Context, ioc.Detection, bus.Delivery) error {
+	_, err = b.ConsumeDetections(ctx, bus.ConsumerConfig{Durable: "engine", Workers: workers}, func(hctx context.Context, _ ioc.Detection, _ bus.Delivery) error {
 		close(started)
 		<-release
-		return nil
+		return hctx.Err() // a drained handler keeps a live context
 	})
 	if err != nil {
 		t.Fatal(err)
