@@ -100,6 +100,55 @@ type atomTable struct {
 	shift  uint     // hash shift for n >= 3
 	filter []uint64 // one bit per filter slot
 	outs   map[uint32][]atomOut
+	// An open-addressing copy of outs for the scan loop: slot i holds key
+	// keys[i] whose outputs are flat[start[i]:start[i]+cnt[i]]; cnt 0 is an
+	// empty slot.
+	keys      []uint32
+	start     []int32
+	cnt       []int32
+	flat      []atomOut
+	slotShift uint
+	slotMask  uint32
+}
+
+func (t *atomTable) buildSlots() {
+	bits := uint(1)
+	for 1<<bits < 2*len(t.outs) {
+		bits++
+	}
+	size := 1 << bits
+	t.slotShift = 32 - bits
+	t.slotMask = uint32(size - 1)
+	t.keys = make([]uint32, size)
+	t.start = make([]int32, size)
+	t.cnt = make([]int32, size)
+	keys := make([]uint32, 0, len(t.outs))
+	for w := range t.outs {
+		keys = append(keys, w)
+	}
+	slices.Sort(keys)
+	for _, w := range keys {
+		h := (w * 2654435761) >> t.slotShift
+		for t.cnt[h] != 0 {
+			h = (h + 1) & t.slotMask
+		}
+		t.keys[h] = w
+		t.start[h] = int32(len(t.flat))
+		t.cnt[h] = int32(len(t.outs[w]))
+		t.flat = append(t.flat, t.outs[w]...)
+	}
+}
+
+// lookup returns the outputs of atom key w.
+func (t *atomTable) lookup(w uint32) []atomOut {
+	h := (w * 2654435761) >> t.slotShift
+	for t.cnt[h] != 0 {
+		if t.keys[h] == w {
+			return t.flat[t.start[h] : t.start[h]+t.cnt[h]]
+		}
+		h = (h + 1) & t.slotMask
+	}
+	return nil
 }
 
 type atomOut struct {
@@ -152,6 +201,7 @@ func (r *Rules) buildScanner() error {
 	r.atoms = &atomIndex{}
 	for n := 1; n <= maxAtomLen; n++ {
 		if t := byLen[n]; t != nil {
+			t.buildSlots()
 			r.atoms.tables = append(r.atoms.tables, t)
 		}
 	}
@@ -169,7 +219,7 @@ func (r *Rules) scanRange(x *scanCtx, t *atomTable, from, to int) {
 	}
 	hit := func(i int, w uint32) {
 		x.seq = int64(i + t.n)
-		for _, o := range t.outs[w] {
+		for _, o := range t.lookup(w) {
 			if start := i - int(o.off); start >= 0 {
 				r.verify(x, int(o.pat), start)
 			}
