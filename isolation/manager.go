@@ -75,6 +75,9 @@ type Config struct {
 	ResolveTimeout time.Duration
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
+	// Clock is the source of time for deadlines, refreshes, retries and
+	// the times in Status and events; nil means SystemClock.
+	Clock Clock
 }
 
 // Validate checks the configuration; errors wrap ErrInvalidConfig.
@@ -175,9 +178,10 @@ func (s Status) Isolated() bool {
 // once, then Isolate, Release, Status, HandleCommand. It is safe for
 // concurrent use: transitions are serialized, Status never waits for one.
 type Manager struct {
-	cfg Config
-	log *slog.Logger
-	res Resolver
+	cfg   Config
+	log   *slog.Logger
+	res   Resolver
+	clock Clock
 
 	sem  chan struct{} // held during a transition
 	kick chan struct{} // wakes the scheduler
@@ -222,14 +226,18 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.ResolveTimeout == 0 {
 		cfg.ResolveTimeout = DefaultResolveTimeout
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
 	m := &Manager{
-		cfg:  cfg,
-		log:  cfg.Logger,
-		res:  cfg.Resolver,
-		sem:  make(chan struct{}, 1),
-		kick: make(chan struct{}, 1),
-		done: make(chan struct{}),
-		rec:  Record{Version: RecordVersion, State: StateOff},
+		clock: cfg.Clock,
+		cfg:   cfg,
+		log:   cfg.Logger,
+		res:   cfg.Resolver,
+		sem:   make(chan struct{}, 1),
+		kick:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+		rec:   Record{Version: RecordVersion, State: StateOff},
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -240,7 +248,7 @@ func New(cfg Config) (*Manager, error) {
 	m.modes[ModeAutomatic] = cfg.Automatic
 	m.modes[ModeManual] = cfg.Manual
 	m.ctx, m.stop = context.WithCancel(context.Background())
-	m.changedAt = time.Now()
+	m.changedAt = m.now()
 	m.wg.Add(1)
 	go m.run()
 	return m, nil
@@ -369,7 +377,7 @@ func (m *Manager) deadlineFor(req Request, now time.Time) (time.Time, bool) {
 }
 
 func (m *Manager) isolateLocked(ctx context.Context, req Request) error {
-	now := time.Now()
+	now := m.now()
 	deadline, until := m.deadlineFor(req, now)
 	m.mu.Lock()
 	cur := m.rec
@@ -418,10 +426,10 @@ func (m *Manager) transition(ctx context.Context, rec Record, kind EventKind, wh
 	m.mu.Lock()
 	from := m.rec.State
 	if rec.State != from {
-		m.changedAt = time.Now()
+		m.changedAt = m.now()
 	}
 	if rec.State == StateFailed {
-		m.failedAt = time.Now()
+		m.failedAt = m.now()
 	}
 	m.rec = rec
 	m.mu.Unlock()
@@ -455,7 +463,7 @@ func (m *Manager) emit(ctx context.Context, kind EventKind, from State, rec Reco
 		return
 	}
 	ev := Event{
-		Schema: EventSchema, ID: newEventID(), Time: time.Now(), Host: m.cfg.Host, Kind: kind,
+		Schema: EventSchema, ID: newEventID(), Time: m.now(), Host: m.cfg.Host, Kind: kind,
 		From: from, To: rec.State, Requester: who, Reason: why, CommandID: cmd, Error: errText,
 	}
 	if rec.Target == StateOn || rec.State == StateOn || kind == EventReleased || kind == EventReleasing {
@@ -519,7 +527,7 @@ func (m *Manager) bringUp(ctx context.Context, kind EventKind, who, why, cmd str
 	if err := m.cfg.Enforcer.Apply(ctx, plan); err != nil {
 		return m.fail(ctx, &ApplyError{Op: "apply", Err: err}, who, why, cmd)
 	}
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	m.rules, m.skipped, m.lastRefresh = rules, skipped, now
 	rec = m.rec
@@ -574,7 +582,7 @@ func (m *Manager) releaseLocked(ctx context.Context, who, why, cmd string) error
 	m.mu.Lock()
 	from := m.rec.State
 	m.rec = off
-	m.changedAt = time.Now()
+	m.changedAt = m.now()
 	m.mu.Unlock()
 	m.persist(ctx)
 	ended := cur
@@ -622,7 +630,7 @@ func (m *Manager) ReportChannel(up bool) {
 	case up:
 		m.downSince = time.Time{}
 	case m.downSince.IsZero():
-		m.downSince = time.Now()
+		m.downSince = m.now()
 	}
 	m.mu.Unlock()
 	m.wake()
@@ -708,11 +716,13 @@ func (m *Manager) Restore(ctx context.Context) error {
 	if rec.Target == StateOff {
 		return m.releaseLocked(ctx, who, "completing an interrupted release", "")
 	}
-	if !rec.UntilReleased && !time.Now().Before(rec.Deadline) {
+	if !rec.UntilReleased && !m.now().Before(rec.Deadline) {
 		return m.releaseLocked(ctx, who, "deadline passed while the agent was down", "")
 	}
 	return m.bringUp(ctx, EventRestored, who, "re-applying the persisted isolation", rec.CommandID)
 }
+
+func (m *Manager) now() time.Time { return m.clock.Now() }
 
 // run is the scheduler: it sleeps until the next deadline, refresh, retry
 // or dead-man time and acts.
@@ -720,23 +730,22 @@ func (m *Manager) run() {
 	defer m.wg.Done()
 	for {
 		var c <-chan time.Time
-		var timer *time.Timer
+		var stop func() bool
 		if at, ok := m.nextWake(); ok {
-			timer = time.NewTimer(max(time.Until(at), 0))
-			c = timer.C
+			c, stop = m.clock.NewTimer(max(at.Sub(m.now()), 0))
 		}
 		select {
 		case <-c:
 			m.tick()
 		case <-m.kick:
 		case <-m.done:
-			if timer != nil {
-				timer.Stop()
+			if stop != nil {
+				stop()
 			}
 			return
 		}
-		if timer != nil {
-			timer.Stop()
+		if stop != nil {
+			stop()
 		}
 	}
 }
@@ -786,7 +795,7 @@ func (m *Manager) tick() {
 		return
 	}
 	defer m.releaseSem()
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	r := m.rec
 	down := m.downSince
@@ -824,7 +833,7 @@ func (m *Manager) tick() {
 func (m *Manager) refresh(ctx context.Context, r Record) {
 	eps, rerrs, err := resolveEndpoints(ctx, m.res, m.cfg.Management, r.Management, m.cfg.ResolveTimeout)
 	m.mu.Lock()
-	m.lastRefresh = time.Now()
+	m.lastRefresh = m.now()
 	m.mu.Unlock()
 	for _, e := range rerrs {
 		m.log.Warn("isolation: refreshing management endpoint failed; keeping cached addresses", "err", e)
