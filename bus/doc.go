@@ -60,7 +60,9 @@
 // # Concurrency
 //
 // A Bus, a Subscription, a StateWatch and a Verifier are safe for
-// concurrent use. One Subscription calls its handler for one message at a
-// time; run several Subscriptions with the same Durable to share the work.
-// Close drains: handlers in progress finish and are acknowledged.
+// concurrent use. A Subscription calls its handler for one message at a
+// time, in stream order, unless ConsumerConfig.Workers is above 1; several
+// Subscriptions (in one process or many) with the same Durable share the
+// work. Close drains: handlers in progress finish with live contexts and
+// are acknowledged; Subscription.Stop cancels them instead.
 package bus
