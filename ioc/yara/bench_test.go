@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,6 +94,26 @@ func benchData(size int, seed uint64) []byte {
 	return b.Bytes()[:size]
 }
 
+// plantWords copies text strings of the rule set into data, one every
+// 64 KiB on average (ASCII, UTF-16 or upper case), so that the scan also
+// verifies and reports matches.
+func plantWords(data []byte, src string, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 13))
+	words := regexp.MustCompile(`\$[ab] = "([^"]+)"`).FindAllStringSubmatch(src, -1)
+	for n := len(data) >> 16; n > 0 && len(words) > 0; n-- {
+		w := []byte(words[rng.IntN(len(words))][1])
+		switch rng.IntN(3) {
+		case 1:
+			w = widen(w)
+		case 2:
+			w = bytes.ToUpper(w)
+		}
+		if len(w) < len(data) {
+			copy(data[rng.IntN(len(data)-len(w)):], w)
+		}
+	}
+}
+
 func benchSizeMiB() int {
 	if s := os.Getenv("YARA_BENCH_MIB"); s != "" {
 		if n, err := strconv.Atoi(s); err == nil && n > 0 {
@@ -122,6 +143,7 @@ func BenchmarkScanVsYara(b *testing.B) {
 	src := benchRuleSet(5000, 1)
 	size := benchSizeMiB() << 20
 	data := benchData(size, 2)
+	plantWords(data, src, 3)
 	rules, err := Compile(src)
 	if err != nil {
 		b.Fatal(err)
