@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	gnft "github.com/google/nftables"
-	mnl "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -29,6 +28,16 @@ type Enforcer struct {
 	closed bool
 	conn   *gnft.Conn      // nftables, in ns
 	nl     *netlink.Handle // conntrack and addresses, in ns
+	gen    *genSocket      // ruleset generation, in ns
+
+	// verified is the table this enforcer last read back and found to be
+	// exactly its plan, with the ruleset generation read just before. While
+	// the generation stays the same, nothing changed the table.
+	verified struct {
+		ok     bool
+		gen    uint32
+		layout layout
+	}
 }
 
 var (
@@ -48,7 +57,7 @@ func New(cfg Config) (*Enforcer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	conn, err := gnft.New(gnft.WithNetNSFd(int(ns.Fd())), gnft.AsLasting(), gnft.WithSockOptions(bigBuffers))
+	conn, err := gnft.New(gnft.WithNetNSFd(int(ns.Fd())), gnft.AsLasting())
 	if err != nil {
 		_ = ns.Close()
 		return nil, fmt.Errorf("nftables: %w: nftables socket: %w", ErrNetlink, err)
@@ -59,33 +68,20 @@ func New(cfg Config) (*Enforcer, error) {
 		_ = ns.Close()
 		return nil, fmt.Errorf("nftables: %w: netlink handle: %w", ErrNetlink, err)
 	}
-	return &Enforcer{log: cfg.logger(), ns: ns, conn: conn, nl: nl}, nil
-}
-
-// batchBuffer is the send and receive buffer size of the nftables socket.
-// A plan's whole table goes in one sendmsg (a thousand exclusions are
-// about a megabyte), and the kernel acknowledges every message of the
-// batch; the default buffers (about 200 KiB) fail the first with EMSGSIZE
-// and drop acknowledgements of the second.
-const batchBuffer = 64 << 20
-
-// bigBuffers raises the socket's buffers past the system maximum
-// (SO_*BUFFORCE needs CAP_NET_ADMIN, which enforcing needs anyway).
-func bigBuffers(c *mnl.Conn) error {
-	rc, err := c.SyscallConn()
+	gen, err := openGen(ns)
 	if err != nil {
-		return err
+		nl.Close()
+		_ = conn.CloseLasting()
+		_ = ns.Close()
+		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
-			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, batchBuffer); e != nil && serr == nil {
-				serr = fmt.Errorf("setsockopt %d: %w", opt, e)
-			}
-		}
-	})
-	return errors.Join(err, serr)
+	return &Enforcer{log: cfg.logger(), ns: ns, conn: conn, nl: nl, gen: gen}, nil
 }
+
+// batchBuffer is the send buffer of the socket batches go through: a
+// plan's whole table goes in one write (a thousand exclusions are about a
+// megabyte), more than the default buffer (about 200 KiB) takes.
+const batchBuffer = 64 << 20
 
 // Capabilities implements isolation.Capable: nftables cannot match rules
 // by application.
@@ -106,17 +102,31 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("nftables: apply: %w", err)
 	}
-	if err := p.Validate(); err != nil {
+	if err := validate(p); err != nil {
 		return fmt.Errorf("nftables: apply: %w", err)
 	}
 	if p.HasApplicationRules() {
 		return fmt.Errorf("nftables: apply: rules matching an application: %w", isolation.ErrUnsupported)
 	}
 	want := planLayout(p)
-	st, err := e.read()
+	gen, err := e.gen.generation()
 	if err != nil {
+		return fmt.Errorf("nftables: apply: %w", err)
+	}
+	var st state
+	if e.verified.ok && e.verified.gen == gen {
+		// Nothing changed the ruleset since this enforcer verified its
+		// table: the table is exactly e.verified.layout.
+		if e.verified.layout.equal(want) {
+			// The same plan, verified in force, and every connection it
+			// does not allow was ended when it was applied.
+			return nil
+		}
+		st = state{exists: true, loopback: [2]bool{true, true}, layout: e.verified.layout}
+	} else if st, err = e.read(); err != nil {
 		return fmt.Errorf("nftables: apply: read: %w", err)
 	}
+	e.verified.ok = false
 	if !st.holds(want) {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("nftables: apply: %w", err)
@@ -127,6 +137,10 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 		e.log.Info("nftables: isolation rules written", "rules", len(want.input)+len(want.output)+2)
 	}
 	sweepErr := e.sweep(p)
+	gen, err = e.gen.generation()
+	if err != nil {
+		return fmt.Errorf("nftables: apply: read back: %w: %w", isolation.ErrReadBack, err)
+	}
 	st, err = e.read()
 	if err != nil {
 		return fmt.Errorf("nftables: apply: read back: %w: %w", isolation.ErrReadBack, err)
@@ -134,6 +148,7 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 	if !st.holds(want) {
 		return fmt.Errorf("nftables: apply: %w: %s", isolation.ErrReadBack, st.problem(want))
 	}
+	e.verified.ok, e.verified.gen, e.verified.layout = true, gen, want
 	if sweepErr != nil {
 		return fmt.Errorf("nftables: apply: rules in force, but ending connections failed: %w", sweepErr)
 	}
@@ -151,6 +166,7 @@ func (e *Enforcer) Clear(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("nftables: clear: %w", err)
 	}
+	e.verified.ok = false
 	if _, err := e.conn.ListTableOfFamily(tableName, gnft.TableFamilyINet); err != nil {
 		if isNotFound(err) {
 			return nil
@@ -176,7 +192,7 @@ func (e *Enforcer) Close() error {
 	e.closed = true
 	err := e.conn.CloseLasting()
 	e.nl.Close()
-	return errors.Join(err, e.ns.Close())
+	return errors.Join(err, e.gen.close(), e.ns.Close())
 }
 
 // Observe implements isolation.Observer: it reads the table back and
@@ -372,7 +388,12 @@ func (e *Enforcer) setReader() setReader {
 // Flushing and refilling the chains inside one batch is atomic: packets
 // see either the old rules or the new ones, never none.
 func (e *Enforcer) write(st state, want layout) error {
-	c := e.conn
+	// The batch is built with the library and sent by sendBatch.
+	capture := &batchSender{}
+	c, err := gnft.New(gnft.WithTestDial(capture.dial))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNetlink, err)
+	}
 	c.AddTable(table)
 	if st.recreate {
 		// A base chain with the wrong hook or priority cannot be changed in
@@ -405,6 +426,9 @@ func (e *Enforcer) write(st state, want layout) error {
 		return fmt.Errorf("%w: encode: %w", ErrNetlink, b.err)
 	}
 	if err := c.Flush(); err != nil {
+		return fmt.Errorf("%w: encode batch: %w", ErrNetlink, err)
+	}
+	if err := e.gen.sendBatch(capture.msgs); err != nil {
 		return fmt.Errorf("%w: write batch: %w", ErrNetlink, err)
 	}
 	return nil
@@ -516,9 +540,25 @@ func connectionsToEnd(p isolation.Plan, socks []sockInfo, local map[netip.Addr]b
 // of forwarded flows are left alone.
 func (e *Enforcer) deleteConntrack(p isolation.Plan, local map[netip.Addr]bool) error {
 	f := conntrackFilter{plan: p, local: local}
+	// One dump of both families (a dump walks the whole conntrack hash,
+	// which takes milliseconds); the deleting pass, which dumps again,
+	// runs only for a family that holds an entry to delete.
+	flows, err := e.nl.ConntrackTableList(netlink.ConntrackTable, unix.AF_UNSPEC)
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("%w: conntrack: %w", ErrNetlink, err)
+	}
+	need := map[netlink.InetFamily]bool{}
+	for _, fl := range flows {
+		if f.MatchConntrackFlow(fl) {
+			need[netlink.InetFamily(fl.FamilyType)] = true
+		}
+	}
 	var errs []error
 	total := uint(0)
 	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
+		if !need[fam] {
+			continue
+		}
 		n, err := e.nl.ConntrackDeleteFilters(netlink.ConntrackTable, fam, f)
 		total += n
 		if err != nil && !isNotFound(err) {
