@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -57,7 +56,8 @@ type Services struct {
 }
 
 // ModeAutomatic is the isolation mode of the isolate action: isolation
-// decided by a response rule, with the policy's exclusions.
+// decided by a response rule. The host applies its automatic mode's
+// exclusions, which come from the policy, never from the rule.
 const ModeAutomatic = "automatic"
 
 // IsolateRequest asks for a host's isolation until an absolute deadline.
@@ -77,8 +77,6 @@ type IsolateRequest struct {
 	Reason string `json:"reason"`
 	// Mode is ModeAutomatic.
 	Mode string `json:"mode"`
-	// Profiles are the exclusion profile names to allow while isolated.
-	Profiles []string `json:"profiles,omitempty"`
 }
 
 // ReleaseRequest asks for the end of a host's isolation.
@@ -184,14 +182,12 @@ func (r *Registry) lookup(name string) (ActionFactory, bool) {
 type isolateAction struct {
 	duration time.Duration
 	reason   *Template
-	profiles []string
 }
 
 func newIsolate(a *ActionArgs) (Action, error) {
 	var y struct {
-		Duration   string   `yaml:"duration"`
-		Reason     string   `yaml:"reason"`
-		Exclusions []string `yaml:"exclusions"`
+		Duration string `yaml:"duration"`
+		Reason   string `yaml:"reason"`
 	}
 	if err := a.Decode(&y); err != nil {
 		return nil, err
@@ -210,18 +206,7 @@ func newIsolate(a *ActionArgs) (Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	profiles := y.Exclusions
-	if profiles == nil {
-		profiles = slices.Clone(a.Config.Profiles)
-	}
-	for _, p := range profiles {
-		if a.Config.CheckProfile != nil {
-			if err := a.Config.CheckProfile(p); err != nil {
-				return nil, a.Errorf("exclusions", "%v", err)
-			}
-		}
-	}
-	return &isolateAction{duration: d, reason: reason, profiles: profiles}, nil
+	return &isolateAction{duration: d, reason: reason}, nil
 }
 
 func (x *isolateAction) Type() string { return "isolate" }
@@ -233,7 +218,7 @@ func (x *isolateAction) Prepare(inv *Invocation) (Step, error) {
 	}
 	return &isolateStep{req: IsolateRequest{
 		ID: inv.ID, Host: inv.Env.Host.ID, Until: inv.Now.Add(x.duration), Duration: x.duration,
-		Reason: reason, Mode: ModeAutomatic, Profiles: slices.Clone(x.profiles),
+		Reason: reason, Mode: ModeAutomatic,
 	}}, nil
 }
 
@@ -241,7 +226,7 @@ type isolateStep struct{ req IsolateRequest }
 
 func (s *isolateStep) Args() map[string]any {
 	return map[string]any{"host": s.req.Host, "until": s.req.Until, "duration": s.req.Duration.String(),
-		"reason": s.req.Reason, "mode": s.req.Mode, "exclusions": s.req.Profiles}
+		"reason": s.req.Reason, "mode": s.req.Mode}
 }
 
 func (s *isolateStep) Do(ctx context.Context, svc *Services) (string, error) {

@@ -58,7 +58,7 @@
 // Each action is a small type behind the Action interface, made by the
 // factory registered under its name in a Registry; DefaultRegistry has
 // isolate (duration default 8h, at most LoadConfig.MaxIsolation; mode
-// automatic; exclusions default to the policy's profiles), release,
+// automatic: the host applies the policy's exclusions), release,
 // notify (a Notification on a subject), tag (the host, for a period) and
 // log. They act through Services: an Isolator, a Publisher, a Tagger.
 // When the Tagger is also a TagReader (MemoryTags is), host.tags holds

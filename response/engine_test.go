@@ -80,14 +80,13 @@ func TestActions(t *testing.T) {
   when: indicator.kind == "sha256"
   actions:
     - isolate: { reason: "IOC {{ indicator.value }} ({{ detection.severity }})" }
-    - isolate: { duration: 2h, exclusions: [dns-client] }
+    - isolate: { duration: 2h }
     - notify:  { subject: soc.alerts, message: "isolating {{ host.name }}" }
     - tag:     { name: "ioc-{{ indicator.source }}", period: 48h }
     - log:     { message: "rule fired on {{ host.id }}", level: warn }
     - release: { reason: "test release" }
 `
 	f := newFixture(t, func(c *response.Config) {
-		c.Load.Profiles = []string{"dns-client", "dhcp-client"}
 		c.Services.Logger = logger
 	}, rules)
 	d := detection("d1", "h1", "atomic", ind{id: "i1", kind: "sha256", value: strings.Repeat("ab", 32), source: "feed-a", sev: ioc.SeverityCritical})
@@ -108,11 +107,11 @@ func TestActions(t *testing.T) {
 		t.Fatalf("isolate requests %d", len(reqs))
 	}
 	want := response.IsolateRequest{ID: dec.ID + "/all/0", Host: "h1", Until: t0.Add(8 * time.Hour), Duration: 8 * time.Hour,
-		Reason: "IOC " + strings.Repeat("ab", 32) + " (critical)", Mode: "automatic", Profiles: []string{"dns-client", "dhcp-client"}}
+		Reason: "IOC " + strings.Repeat("ab", 32) + " (critical)", Mode: "automatic"}
 	if fmt.Sprint(reqs[0]) != fmt.Sprint(want) {
 		t.Errorf("isolate\n got %+v\nwant %+v", reqs[0], want)
 	}
-	if reqs[1].Duration != 2*time.Hour || !slices.Equal(reqs[1].Profiles, []string{"dns-client"}) || reqs[1].Reason != "response rule all" {
+	if reqs[1].Duration != 2*time.Hour || reqs[1].Reason != "response rule all" {
 		t.Errorf("second isolate %+v", reqs[1])
 	}
 	msgs := f.pub.Messages()

@@ -54,14 +54,6 @@ type LoadConfig struct {
 	MaxIsolation time.Duration
 	// MaxSuppressPeriod is the longest suppression period. Zero: 30 days.
 	MaxSuppressPeriod time.Duration
-	// Profiles are the policy's exclusion profile names, used by an
-	// isolate action that names none. Nil: none (the isolator's own
-	// defaults apply).
-	Profiles []string
-	// CheckProfile, when set, validates each exclusion profile name an
-	// isolate action names (for example against isolation's standard
-	// profiles). Nil: any name is accepted.
-	CheckProfile func(name string) error
 	// Actions is the action registry. Nil: DefaultRegistry().
 	Actions *Registry
 }
@@ -79,13 +71,6 @@ func (c LoadConfig) Validate() error {
 		return fmt.Errorf("%w: MaxIsolation %v is negative", ErrInvalidConfig, c.MaxIsolation)
 	case c.MaxSuppressPeriod < 0:
 		return fmt.Errorf("%w: MaxSuppressPeriod %v is negative", ErrInvalidConfig, c.MaxSuppressPeriod)
-	}
-	if c.CheckProfile != nil {
-		for _, p := range c.Profiles {
-			if err := c.CheckProfile(p); err != nil {
-				return fmt.Errorf("%w: Profiles: %v", ErrInvalidConfig, err)
-			}
-		}
 	}
 	return nil
 }

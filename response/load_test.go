@@ -34,12 +34,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad duration", "- name: a\n  when: 'true'\n  actions: [ {isolate: {duration: soon}} ]\n", response.LoadConfig{}, response.ErrInvalidRule, 3, 35, "not a duration"},
 		{"zero duration", "- name: a\n  when: 'true'\n  actions: [ {isolate: {duration: 0s}} ]\n", response.LoadConfig{}, response.ErrInvalidRule, 3, 35, "not in (0"},
 		{"duration above max", "- name: a\n  when: 'true'\n  actions: [ {isolate: {duration: 25h}} ]\n", response.LoadConfig{MaxIsolation: 24 * time.Hour}, response.ErrInvalidRule, 3, 35, "24h0m0s"},
-		{"bad profile", "- name: a\n  when: 'true'\n  actions: [ {isolate: {exclusions: [dns-clinet]}} ]\n", response.LoadConfig{CheckProfile: func(p string) error {
-			if p != "dns-client" {
-				return errors.New("unknown profile " + p)
-			}
-			return nil
-		}}, response.ErrInvalidRule, 3, 37, "dns-clinet"},
+		{"per-rule exclusions", "- name: a\n  when: 'true'\n  actions: [ {isolate: {exclusions: [dns-client]}} ]\n", response.LoadConfig{}, response.ErrUnknownKey, 3, 25, "exclusions"},
 		{"bad suppress period", "- name: a\n  when: 'true'\n" + okActions + "  suppress: {key: host.id, period: -1h}\n", response.LoadConfig{}, response.ErrInvalidRule, 4, 36, "not in"},
 		{"bad suppress key", "- name: a\n  when: 'true'\n" + okActions + "  suppress: {key: host.idd, period: 1h}\n", response.LoadConfig{}, response.ErrExpression, 4, 24, "idd"},
 		{"failing match test", "- name: a\n  when: indicator.kind == \"md5\"\n" + okActions + "  tests:\n    match:\n      - {host: {id: h}, engine: atomic, indicators: [{kind: sha1, value: x}]}\n", response.LoadConfig{}, response.ErrRuleTest, 6, 9, `indicator.kind == "md5" → false`},

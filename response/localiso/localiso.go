@@ -6,7 +6,6 @@
 //
 //	iso := &localiso.Isolator{Manager: m} // m: the agent's *isolation.Manager, restored
 //	eng, _ := response.New(response.Config{
-//		Load:     response.LoadConfig{CheckProfile: localiso.CheckProfile},
 //		Services: response.Services{Isolator: iso},
 //	})
 //
@@ -32,9 +31,7 @@ var ErrNotCarriedOut = errors.New("localiso: isolation command not carried out")
 // isolation.Manager, through Manager.HandleCommand so that a request id
 // already handled is not carried out again. The Manager isolates in
 // automatic mode with that mode's exclusions from its own configuration
-// (IsolateRequest.Profiles is not applied: check names at load with
-// CheckProfile, and configure them as the automatic mode's exclusions),
-// and extends, never shortens.
+// (the policy), and extends, never shortens.
 type Isolator struct {
 	// Manager is the agent's Manager, restored; required.
 	Manager *isolation.Manager
@@ -76,16 +73,6 @@ func (l *Isolator) Release(ctx context.Context, req response.ReleaseRequest) err
 		Reason: req.Reason, Requester: l.requester()})
 	if !res.OK {
 		return fmt.Errorf("%w: release %s: %s", ErrNotCarriedOut, req.Host, res.Error)
-	}
-	return nil
-}
-
-// CheckProfile accepts the names of isolation's standard network
-// profiles (dns-client, dns-server, dhcp-client, dhcp-server); use it as
-// response.LoadConfig.CheckProfile.
-func CheckProfile(name string) error {
-	if _, err := isolation.Profile(name).Rules(); err != nil {
-		return fmt.Errorf("exclusion profile %q: %w", name, err)
 	}
 	return nil
 }

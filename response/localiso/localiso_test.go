@@ -54,19 +54,18 @@ func TestConformance(t *testing.T) {
 func TestStatusAfterEngine(t *testing.T) {
 	m := newManager(t)
 	eng, err := response.New(response.Config{
-		Load:     response.LoadConfig{CheckProfile: localiso.CheckProfile},
 		Services: response.Services{Isolator: &localiso.Isolator{Manager: m}},
 		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = eng.LoadBytes("r.yaml", []byte("- name: r\n  when: 'true'\n  actions: [ {isolate: {duration: 1h, exclusions: [dns-client], reason: \"rule {{ detection.id }}\"}} ]\n"))
+	err = eng.LoadBytes("r.yaml", []byte("- name: r\n  when: 'true'\n  actions: [ {isolate: {duration: 1h, reason: \"rule {{ detection.id }}\"}} ]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.LoadBytes("bad.yaml", []byte("- name: b\n  when: 'true'\n  actions: [ {isolate: {exclusions: [dns-clients]}} ]\n")); err == nil {
-		t.Fatal("an unknown profile loaded")
+	if err := eng.LoadBytes("bad.yaml", []byte("- name: b\n  when: 'true'\n  actions: [ {isolate: {exclusions: [dns-client]}} ]\n")); err == nil {
+		t.Fatal("a rule that names its own exclusions loaded; automatic isolation takes the policy's")
 	}
 	d := ioc.Detection{Schema: ioc.DetectionSchema, ID: "d-1", Fingerprint: "fp", Time: time.Now(), Host: ioc.Host{ID: "h-conf"},
 		Engine: ioc.EngineAtomic, Indicators: []ioc.Indicator{{ID: "i", Kind: ioc.KindMD5, Value: "00112233445566778899aabbccddeeff"}}}

@@ -36,7 +36,7 @@ type CommandsConfig struct {
 // commands on cordon.commands.<host>. The command's args are those of
 // isolation.Command: mode, duration and reason; the agent's
 // isolation.Manager applies the automatic mode's exclusions from its own
-// policy (IsolateRequest.Profiles is not sent) and extends, never
+// policy and extends, never
 // shortens. Commands also never asks for less than it asked before: it
 // remembers the latest deadline it sent per host until that passes or
 // the host is released.

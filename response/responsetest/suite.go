@@ -35,7 +35,7 @@ func TestIsolator(t *testing.T, newHarness func(t *testing.T) IsolatorHarness) {
 	ctx := context.Background()
 	req := func(h IsolatorHarness, id string, d time.Duration) response.IsolateRequest {
 		return response.IsolateRequest{ID: id, Host: "h-conf", Until: h.Now.Add(d), Duration: d,
-			Reason: "conformance", Mode: response.ModeAutomatic, Profiles: []string{"dns-client"}}
+			Reason: "conformance", Mode: response.ModeAutomatic}
 	}
 	t.Run("isolate", func(t *testing.T) {
 		h := newHarness(t)
