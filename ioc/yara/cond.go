@@ -446,8 +446,9 @@ func (c *compiler) forIn(n *ast.ForIn) (*cexpr, error) {
 			if vt == 0 {
 				vt = e.t
 			}
-			if e.t != vt || (vt != tInt && vt != tStr) {
-				return nil, c.errf(ErrType, "for", "loop items must all be integers or all strings")
+			// YARA 4.2.3 iterates over integers only.
+			if e.t != tInt {
+				return nil, c.errf(ErrType, "for", "loop items must be integers, not a %s", e.t)
 			}
 			evs = append(evs, e.ev)
 		}

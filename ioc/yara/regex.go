@@ -376,6 +376,9 @@ func (p *reParser) atom(depth int) (*reNode, error) {
 			p.pos++
 			return &reNode{kind: reNotWordB}, nil
 		}
+		if e >= '0' && e <= '9' {
+			return nil, p.errf("backreferences are not allowed")
+		}
 		var s byteSet
 		if err := p.escapeInto(&s); err != nil {
 			return nil, err

@@ -50,6 +50,8 @@ func TestCompileErrors(t *testing.T) {
 		{"hex not is 4.3", "rule a { strings: $a = { 41 ~42 } condition: $a }", ErrInvalidString, 1, 19, "4.3"},
 		{"mixed greedy", "rule a { strings: $a = /a+b*?/ condition: $a }", ErrInvalidString, 1, 19, "greedy"},
 		{"constant zero divisor", "rule a { condition: filesize % 0 == 1 }", ErrType, 1, 0, "division by zero"},
+		{"backreference", "rule a { strings: $a = /(a)\\1/ condition: $a }", ErrInvalidString, 1, 19, "backreference"},
+		{"string loop items", "rule a { condition: for any s in (\"a\", \"b\") : (s == \"a\") }", ErrType, 1, 0, "integers"},
 		{"self reference", "rule a { condition: a }", ErrUndefined, 1, 0, "itself"},
 	}
 	for _, tt := range tests {
