@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -112,7 +113,9 @@ func (b *Bus) connect(ctx context.Context) error {
 			for i := 1; i < attempts && d < cfg.ReconnectMax; i++ {
 				d *= 2
 			}
-			return min(d, cfg.ReconnectMax)
+			d = min(d, cfg.ReconnectMax)
+			// Up to 20% jitter, so that a fleet does not reconnect in step.
+			return d - time.Duration(rand.Int64N(int64(d)/5+1))
 		}),
 		nats.ReconnectBufSize(8 << 20),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

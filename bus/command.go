@@ -406,6 +406,7 @@ func (b *Bus) PublishCommand(ctx context.Context, sc SignedCommand) (PubAck, err
 // delivered when it consumes again, unless they expired. A command v
 // refuses (forged, untrusted, expired, replayed, for another host) is
 // dead-lettered with reason "rejected". v's Host, when set, must be host.
+// ctx bounds the setup only: the subscription runs until Stop or Close.
 // It fails with ErrInvalidConfig, ErrInvalidSubject, ErrClosed or a
 // JetStream error.
 func (b *Bus) ConsumeCommands(ctx context.Context, host string, v *Verifier, cc ConsumerConfig, h func(ctx context.Context, c Command, d Delivery) error) (*Subscription, error) {

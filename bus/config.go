@@ -86,7 +86,8 @@ type Config struct {
 
 	// ConnectTimeout bounds the first connection. Zero: 5s. After the
 	// first connection the client reconnects forever with a backoff
-	// between ReconnectMin (zero: 100ms) and ReconnectMax (zero: 10s).
+	// doubling from ReconnectMin (zero: 100ms) to ReconnectMax (zero: 10s),
+	// less up to 20% jitter.
 	ConnectTimeout             time.Duration
 	ReconnectMin, ReconnectMax time.Duration
 

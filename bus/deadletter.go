@@ -106,7 +106,8 @@ func DecodeDeadLetter(data []byte) (DeadLetter, error) {
 
 // ConsumeDeadLetters hands dead-letter records to h, through a durable
 // consumer on CORDON_DEADLETTERS (default name "cordon-deadletters").
-// A record that cannot be decoded is logged and terminated. It fails with
+// A record that cannot be decoded is logged and terminated. ctx bounds the
+// setup only: the subscription runs until Stop or Close. It fails with
 // ErrInvalidConfig, ErrInvalidSubject, ErrClosed or a JetStream error.
 func (b *Bus) ConsumeDeadLetters(ctx context.Context, cc ConsumerConfig, h func(ctx context.Context, rec DeadLetter, d Delivery) error) (*Subscription, error) {
 	dec := func(d Delivery, data []byte) (DeadLetter, error) {

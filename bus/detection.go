@@ -142,7 +142,8 @@ func DecodeDetection(subject string, data []byte) (ioc.Detection, error) {
 // to narrow it). A message is acknowledged after h returns nil, retried
 // with backoff when h fails, and dead-lettered when it does not decode,
 // is too large, or h failed MaxDeliver times. Delivery is at least once:
-// h must be idempotent by detection id. It fails with ErrInvalidConfig,
+// h must be idempotent by detection id. ctx bounds the setup only: the
+// subscription runs until Stop or Close. It fails with ErrInvalidConfig,
 // ErrInvalidSubject, ErrClosed or a JetStream error.
 func (b *Bus) ConsumeDetections(ctx context.Context, cc ConsumerConfig, h func(ctx context.Context, d ioc.Detection, dl Delivery) error) (*Subscription, error) {
 	return consume(ctx, b, StreamDetections, PrefixDetections, cc, []string{PrefixDetections + ">"}, "cordon-detections",

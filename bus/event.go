@@ -107,7 +107,8 @@ func withSubject(err error, subject string) error {
 
 // ConsumeEvents hands audit events to h through a durable consumer on
 // CORDON_EVENTS (default name "cordon-events", all subjects). A message
-// that does not decode is dead-lettered. It fails with ErrInvalidConfig,
+// that does not decode is dead-lettered. ctx bounds the setup only: the
+// subscription runs until Stop or Close. It fails with ErrInvalidConfig,
 // ErrInvalidSubject, ErrClosed or a JetStream error.
 func (b *Bus) ConsumeEvents(ctx context.Context, cc ConsumerConfig, h func(ctx context.Context, e Event, d Delivery) error) (*Subscription, error) {
 	return consume(ctx, b, StreamEvents, PrefixEvents, cc, []string{PrefixEvents + ">"}, "cordon-events",
