@@ -107,10 +107,6 @@ func newHarness(ctx context.Context, c *Case, dataDir string) (_ *harness, err e
 		return nil, err
 	}
 	h.engine, err = response.New(response.Config{
-		Load: response.LoadConfig{CheckProfile: func(name string) error {
-			_, err := isolation.Profile(name).Rules()
-			return err
-		}},
 		Services:     response.Services{Isolator: cmds, Publisher: responsebus.Publisher{Conn: h.bus.Conn()}},
 		Sink:         recordSink{next: responsebus.Sink{Bus: h.bus}, h: h},
 		Suppressions: supp,

@@ -17,7 +17,6 @@ import (
 
 	"github.com/cordonsec/cordon/examples/internal/pipeline"
 	"github.com/cordonsec/cordon/ioc"
-	"github.com/cordonsec/cordon/isolation"
 	"github.com/cordonsec/cordon/response"
 )
 
@@ -100,10 +99,6 @@ func replay(ctx context.Context, cfg replayConfig, stdin io.Reader, stdout, stde
 	}
 	iso := &pipeline.LocalIsolator{}
 	eng, err := response.New(response.Config{
-		Load: response.LoadConfig{CheckProfile: func(name string) error {
-			_, err := isolation.Profile(name).Rules()
-			return err
-		}},
 		Services: response.Services{Isolator: iso, Publisher: discardPublisher{}},
 		DryRun:   cfg.DryRun,
 		Clock:    clock.Now,
