@@ -294,3 +294,53 @@ func parseYaraL(t *testing.T, out []byte) map[string][]string {
 	}
 	return res
 }
+
+var yaraWarnRe = regexp.MustCompile(`warning: rule "(q\d+)"`)
+
+// TestDifferentialYaraWarnings compares which random rules get a "slows
+// down scanning" or ".*" warning with the yara command.
+func TestDifferentialYaraWarnings(t *testing.T) {
+	bin, err := exec.LookPath("yara")
+	if err != nil {
+		t.Skip("yara command not installed")
+	}
+	g := ruleGen{rng: rand.New(rand.NewPCG(7, 7))}
+	var rules []string
+	for len(rules) < 800 {
+		for _, r := range g.rules(40) {
+			if strings.Contains(r, `$s = "ab" condition`) {
+				continue // condition-only rules
+			}
+			r = fmt.Sprintf("rule q%d %s", len(rules), strings.SplitN(r, " ", 3)[2])
+			if _, err := Compile(r); err == nil {
+				rules = append(rules, r)
+			}
+		}
+	}
+	src := strings.Join(rules, "\n")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "w.yar"), src)
+	writeFile(t, filepath.Join(dir, "d.bin"), "dummy")
+	out, err := exec.Command(bin, filepath.Join(dir, "w.yar"), filepath.Join(dir, "d.bin")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("yara: %v\n%s", err, out)
+	}
+	want := map[string]bool{}
+	for _, m := range yaraWarnRe.FindAllStringSubmatch(string(out), -1) {
+		want[m[1]] = true
+	}
+	got := map[string]bool{}
+	for _, w := range mustCompile(t, src).Warnings() {
+		got[w.Rule] = true
+	}
+	for _, r := range rules {
+		name := strings.Fields(r)[1]
+		if want[name] != got[name] {
+			t.Errorf("warning: yara %v, ours %v: %s", want[name], got[name], r)
+		}
+	}
+	t.Logf("%d rules, yara warned about %d", len(rules), len(want))
+	if len(want) == 0 || len(want) == len(rules) {
+		t.Error("the generated rules no longer exercise the warnings")
+	}
+}

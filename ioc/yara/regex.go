@@ -80,6 +80,7 @@ const (
 // reNode is one node of a compiled YARA regular expression or hex string.
 type reNode struct {
 	kind   reKind
+	dot    bool // a '.' (as opposed to a class such as [^a])
 	set    byteSet
 	subs   []*reNode
 	min    int
@@ -353,7 +354,7 @@ func (p *reParser) atom(depth int) (*reNode, error) {
 		if !p.dotall {
 			s[0] &^= 1 << '\n'
 		}
-		return &reNode{kind: reClass, set: s}, nil
+		return &reNode{kind: reClass, set: s, dot: true}, nil
 	case '^':
 		p.pos++
 		return &reNode{kind: reBOL}, nil
@@ -558,15 +559,18 @@ func reverseNode(n *reNode) *reNode {
 	return &r
 }
 
-// hasUnboundedAny reports whether n contains .* or .+ style repeats of
-// (nearly) any byte without an upper bound, which YARA warns about.
+// hasUnboundedAny reports whether n has .*, .+ or .{x,} in its top-level
+// sequence (groups included, alternatives and repeats not), which YARA
+// warns about.
 func hasUnboundedAny(n *reNode) bool {
-	if n.kind == reRepeat && n.max < 0 && n.subs[0].kind == reClass && n.subs[0].set.count() >= 255 {
-		return true
-	}
-	for _, s := range n.subs {
-		if hasUnboundedAny(s) {
-			return true
+	switch n.kind {
+	case reRepeat:
+		return n.max < 0 && n.subs[0].kind == reClass && n.subs[0].dot
+	case reConcat:
+		for _, s := range n.subs {
+			if hasUnboundedAny(s) {
+				return true
+			}
 		}
 	}
 	return false

@@ -173,6 +173,14 @@ func (c *compiler) compileString(s ast.String) error {
 				quality = q
 			}
 		}
+		// YARA rates the atom of the plain string before widening it or
+		// applying xor, and warns when that or any final atom is poor.
+		if !t.Base64 && !t.Base64Wide {
+			plain := &pattern{lit: val, nocase: t.Nocase}
+			if q := literalAtom(plain); q < quality {
+				quality = q
+			}
+		}
 		if len(pats) == 0 {
 			return strErr(ErrInvalidString, "string too short for base64")
 		}
@@ -223,7 +231,7 @@ func (c *compiler) compileString(s ast.String) error {
 	}
 	if warnSlow {
 		c.out.warnings = append(c.out.warnings, Warning{Line: cs.line, Rule: c.cur.name,
-			Msg: fmt.Sprintf("string %s contains .* or .+ without an upper bound and may slow down scanning", cs.id)})
+			Msg: fmt.Sprintf("%s contains .*, .+ or .{x,}; consider .{,N}, .{1,N} or .{x,N} with a reasonable N", cs.id)})
 	}
 	for _, p := range pats {
 		p.str = si
