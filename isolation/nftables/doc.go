@@ -6,8 +6,14 @@
 //
 // One table, "inet cordon", with two base chains of its own, "input" and
 // "output" (type filter, priority filter, policy drop). Forwarded traffic
-// has no chain here and is not touched. Each chain starts with the
-// loopback rule (iifname/oifname "lo"); then, for every management
+// has no chain here and is not touched. Each chain starts with fixed rules:
+// the loopback rule (iifname/oifname "lo"), and ICMP and ICMPv6 that
+// conntrack relates to a tracked flow ("ct state related": unreachable,
+// packet too big, time exceeded about a packet of that flow, which path
+// MTU discovery needs). While isolated only the flows the plan allows are
+// tracked: a packet the rules drop never gets a confirmed conntrack entry,
+// and Apply deletes the entries of flows the plan does not allow. Then, for
+// every management
 // endpoint and every rule of the Plan, per IP family and per direction the
 // rule allows, two rules that carry the plan item in their comment
 // ("m0 bus", "r3 dns-client"):
@@ -18,7 +24,7 @@
 //   - in the other chain, the same flow seen from the other side with
 //     "ct state established": the replies of that flow and nothing else.
 //
-// There is no blanket "accept established" rule: a connection the plan
+// There is no "accept established" rule: a connection the plan
 // does not allow gets no packet through, whatever conntrack says, and a
 // remote cannot reach the host by choosing the source port of an outbound
 // rule (say 53), because such a packet opens a flow (ct state new).

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 
 	gnft "github.com/google/nftables"
@@ -122,7 +123,7 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 			// does not allow was ended when it was applied.
 			return nil
 		}
-		st = state{exists: true, loopback: [2]bool{true, true}, layout: e.verified.layout}
+		st = state{exists: true, head: [2]bool{true, true}, layout: e.verified.layout}
 	} else if st, err = e.read(); err != nil {
 		return fmt.Errorf("nftables: apply: read: %w", err)
 	}
@@ -134,7 +135,7 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 		if err := e.write(st, want); err != nil {
 			return fmt.Errorf("nftables: apply: %w", err)
 		}
-		e.log.Info("nftables: isolation rules written", "rules", len(want.input)+len(want.output)+2)
+		e.log.Info("nftables: isolation rules written", "rules", len(want.input)+len(want.output)+2*len(headExprs(chainInput)))
 	}
 	sweepErr := e.sweep(p)
 	gen, err = e.gen.generation()
@@ -232,7 +233,7 @@ type state struct {
 	badChains   []string // chains to delete: not ours, or ours with the wrong hook
 	recreate    bool     // a base chain cannot be repaired in place
 	chainIssue  string   // first structural problem of the chains
-	loopback    [2]bool  // the loopback rule heads the chain
+	head        [2]bool  // the fixed rules (headExprs) start the chain
 	ruleIssue   string   // first rule that is not an atom
 	layout      layout
 	inputExists bool
@@ -243,10 +244,10 @@ func (s state) structural() string {
 	switch {
 	case s.chainIssue != "":
 		return s.chainIssue
-	case !s.loopback[chainInput]:
-		return "chain input does not start with the loopback rule"
-	case !s.loopback[chainOutput]:
-		return "chain output does not start with the loopback rule"
+	case !s.head[chainInput]:
+		return "chain input does not start with the loopback and related-ICMP rules"
+	case !s.head[chainOutput]:
+		return "chain output does not start with the loopback and related-ICMP rules"
 	case s.ruleIssue != "":
 		return s.ruleIssue
 	}
@@ -327,19 +328,18 @@ func (e *Enforcer) read() (state, error) {
 		if err != nil {
 			return st, fmt.Errorf("%w: list rules of %s: %w", ErrNetlink, id, err)
 		}
+		head := headExprs(id)
+		st.head[id] = len(rules) >= len(head)
 		for i, r := range rules {
-			a, lo, err := decodeRule(id, r.Exprs, r.UserData, sets)
-			if i == 0 {
-				st.loopback[id] = lo
-				if lo {
+			if i < len(head) {
+				if slices.EqualFunc(r.Exprs, head[i], exprEqual) {
 					continue
 				}
+				st.head[id] = false
 			}
-			if err != nil || lo {
+			a, err := decodeRule(id, r.Exprs, r.UserData, sets)
+			if err != nil {
 				if st.ruleIssue == "" {
-					if err == nil {
-						err = errors.New("loopback rule not at the head")
-					}
 					st.ruleIssue = fmt.Sprintf("chain %s, rule %d (handle %d): %v", id, i+1, r.Handle, err)
 				}
 				continue
@@ -413,7 +413,9 @@ func (e *Enforcer) write(st state, want layout) error {
 		if st.exists && !st.recreate {
 			c.FlushChain(ch)
 		}
-		c.AddRule(&gnft.Rule{Table: table, Chain: ch, Exprs: loopbackExprs(id)})
+		for _, exprs := range headExprs(id) {
+			c.AddRule(&gnft.Rule{Table: table, Chain: ch, Exprs: exprs})
+		}
 		atoms := want.input
 		if id == chainOutput {
 			atoms = want.output

@@ -109,6 +109,7 @@ func testIsolation(t *testing.T, f family) {
 	}
 	must(tcpWorks(h, "", hp(f.peer, 7000), passWait), "before: host -> peer tcp")
 	must(udpWorks(h, "", hp(f.peer, 7001), passWait, udp), "before: host -> peer udp")
+	must(udpRefused(h, hp(f.peer, 7009), passWait), "before: icmp port unreachable")
 	must(tcpWorks(p, "", hp(f.hostPeer, 7100), passWait), "before: peer -> host tcp")
 	must(udpWorks(p, "", hp(f.hostPeer, 7101), passWait, udp), "before: peer -> host udp")
 	must(pingWorks(h, netip.MustParseAddr(f.peer), passWait), "before: host -> peer ping")
@@ -173,6 +174,10 @@ func testIsolation(t *testing.T, f family) {
 	must(tcpWorks(h, "", hp(f.mgmt, 4222), passWait), "isolated: new management connection")
 	// DNS by the DNS-client profile,
 	must(udpWorks(h, "", hp(f.peer, 53), passWait, dnsQuery), "isolated: dns query to the peer")
+	// ICMP errors about an allowed flow come through (port unreachable
+	// from a resolver address with nothing on port 53), as path MTU
+	// discovery needs; unrelated ICMP does not (the pings above).
+	must(udpRefused(h, hp(f.peerOther, 53), passWait), "isolated: icmp port unreachable for an allowed dns query")
 	// and the custom exclusion, exactly.
 	must(tcpWorks(h, "", hp(f.peer, 8443), passWait), "isolated: custom exclusion host -> peer:8443")
 	mustNot(tcpWorks(h, "", hp(f.peerOther, 8443), blockWait), "isolated: other peer address:8443")

@@ -38,16 +38,42 @@ func baseChain(c chainID) *gnft.Chain {
 // keeps it.
 var ctEstablished = binary.NativeEndian.AppendUint32(nil, expr.CtStateBitESTABLISHED)
 
-// loopbackExprs accepts everything on the loopback interface.
-func loopbackExprs(c chainID) []expr.Any {
+// ctRelated is the ct state bit mask of "related".
+var ctRelated = binary.NativeEndian.AppendUint32(nil, expr.CtStateBitRELATED)
+
+// headExprs returns the fixed rules that start chain c, before the plan's:
+//
+//   - everything on the loopback interface;
+//   - ICMP and ICMPv6 packets that conntrack relates to a tracked flow
+//     (destination unreachable, packet too big, time exceeded about a
+//     packet of that flow). Only flows the plan allows are tracked while
+//     the host is isolated: a packet the rules drop never gets a confirmed
+//     conntrack entry, and Apply deletes the entries of flows the plan
+//     does not allow. Without this rule, path MTU discovery of an allowed
+//     flow (the management channel over IPv6, say) breaks.
+func headExprs(c chainID) [][]expr.Any {
 	key := expr.MetaKeyIIFNAME
 	if c == chainOutput {
 		key = expr.MetaKeyOIFNAME
 	}
-	return []expr.Any{
-		&expr.Meta{Key: key, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte("lo\x00")},
-		&expr.Verdict{Kind: expr.VerdictAccept},
+	related := func(proto byte) []expr.Any {
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: ctRelated, Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		}
+	}
+	return [][]expr.Any{
+		{
+			&expr.Meta{Key: key, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte("lo\x00")},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		},
+		related(unix.IPPROTO_ICMP),
+		related(unix.IPPROTO_ICMPV6),
 	}
 }
 
@@ -258,22 +284,18 @@ func parseComment(ud []byte) (string, bool) {
 type setReader func(name string) ([]span, error)
 
 // decodeRule turns the expressions of one rule of chain c back into an
-// atom. isLoopback is true for the loopback rule. Anything this adapter
-// does not write is an error.
-func decodeRule(c chainID, exprs []expr.Any, userData []byte, sets setReader) (a atom, isLoopback bool, err error) {
-	if slices.EqualFunc(exprs, loopbackExprs(c), exprEqual) {
-		return atom{}, true, nil
-	}
+// atom. Anything this adapter does not write is an error.
+func decodeRule(c chainID, exprs []expr.Any, userData []byte, sets setReader) (a atom, err error) {
 	a.chain = c
 	tag, ok := parseComment(userData)
 	if !ok {
-		return a, false, errors.New("rule without a cordon comment")
+		return a, errors.New("rule without a cordon comment")
 	}
 	a.tag = tag
 	d := &exprCursor{exprs: exprs}
 	fam, err := d.metaCmp(expr.MetaKeyNFPROTO)
 	if err != nil {
-		return a, false, err
+		return a, err
 	}
 	switch fam {
 	case unix.NFPROTO_IPV4:
@@ -281,17 +303,17 @@ func decodeRule(c chainID, exprs []expr.Any, userData []byte, sets setReader) (a
 	case unix.NFPROTO_IPV6:
 		a.family = 6
 	default:
-		return a, false, fmt.Errorf("unknown nfproto %d", fam)
+		return a, fmt.Errorf("unknown nfproto %d", fam)
 	}
 	a.proto = isolation.ProtocolAny
 	if m, ok := d.peek().(*expr.Meta); ok && m.Key == expr.MetaKeyL4PROTO {
 		n, err := d.metaCmp(expr.MetaKeyL4PROTO)
 		if err != nil {
-			return a, false, err
+			return a, err
 		}
 		p, ok := protoFromNumber(n)
 		if !ok {
-			return a, false, fmt.Errorf("unknown l4proto %d", n)
+			return a, fmt.Errorf("unknown l4proto %d", n)
 		}
 		a.proto = p
 	}
@@ -312,41 +334,41 @@ func decodeRule(c chainID, exprs []expr.Any, userData []byte, sets setReader) (a
 			continue
 		}
 		if p.OperationType != expr.PayloadLoad || p.DestRegister != 1 {
-			return a, false, errors.New("unexpected payload expression")
+			return a, errors.New("unexpected payload expression")
 		}
 		d.next()
 		ss, err := d.test(int(s.f.len), sets)
 		if err != nil {
-			return a, false, err
+			return a, err
 		}
 		*s.dst = ss
 	}
 	if ct, ok := d.peek().(*expr.Ct); ok {
 		if ct.Key != expr.CtKeySTATE || ct.Register != 1 || ct.SourceRegister {
-			return a, false, errors.New("unexpected ct expression")
+			return a, errors.New("unexpected ct expression")
 		}
 		d.next()
 		bw, ok := d.next().(*expr.Bitwise)
 		if !ok || bw.SourceRegister != 1 || bw.DestRegister != 1 || bw.Len != 4 || !bytes.Equal(bw.Mask, ctEstablished) || !bytes.Equal(bw.Xor, make([]byte, 4)) {
-			return a, false, errors.New("unexpected ct state mask")
+			return a, errors.New("unexpected ct state mask")
 		}
 		cmp, ok := d.next().(*expr.Cmp)
 		if !ok || cmp.Op != expr.CmpOpNeq || cmp.Register != 1 || !bytes.Equal(cmp.Data, make([]byte, 4)) {
-			return a, false, errors.New("unexpected ct state test")
+			return a, errors.New("unexpected ct state test")
 		}
 		a.reply = true
 	}
 	v, ok := d.next().(*expr.Verdict)
 	if !ok || v.Kind != expr.VerdictAccept || v.Chain != "" {
-		return a, false, errors.New("rule does not end with accept")
+		return a, errors.New("rule does not end with accept")
 	}
 	if d.i != len(d.exprs) {
-		return a, false, errors.New("expressions after the verdict")
+		return a, errors.New("expressions after the verdict")
 	}
 	if a.reply && a.types != nil {
-		return a, false, errors.New("reply rule with icmp types")
+		return a, errors.New("reply rule with icmp types")
 	}
-	return a, false, nil
+	return a, nil
 }
 
 type exprCursor struct {
@@ -465,6 +487,13 @@ func exprEqual(a, b expr.Any) bool {
 	case *expr.Verdict:
 		y, ok := b.(*expr.Verdict)
 		return ok && *x == *y
+	case *expr.Ct:
+		y, ok := b.(*expr.Ct)
+		return ok && *x == *y
+	case *expr.Bitwise:
+		y, ok := b.(*expr.Bitwise)
+		return ok && x.SourceRegister == y.SourceRegister && x.DestRegister == y.DestRegister && x.Len == y.Len &&
+			bytes.Equal(x.Mask, y.Mask) && bytes.Equal(x.Xor, y.Xor)
 	}
 	return false
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -384,6 +385,28 @@ func udpWorks(ns *testNS, local, addr string, wait time.Duration, payload []byte
 			return true
 		}
 	}
+}
+
+// udpRefused sends a datagram from a connected socket in ns to addr and
+// reports whether the ICMP port unreachable error comes back (the read
+// fails with ECONNREFUSED) within wait.
+func udpRefused(ns *testNS, addr string, wait time.Duration) bool {
+	var c net.Conn
+	err := ns.run(func() error {
+		var err error
+		c, err = net.Dial("udp", addr)
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("\x00\x01nobody-listens")); err != nil {
+		return false
+	}
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	_, err = c.Read(make([]byte, 64))
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // pingWorks sends an ICMP or ICMPv6 echo request from ns to dst and
