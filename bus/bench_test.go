@@ -17,16 +17,22 @@ import (
 	"github.com/cordonsec/cordon/ioc"
 )
 
+// benchConfig leaves room for a few hundred thousand detections, so that
+// none is discarded before the consumer reads it.
+var benchConfig = bus.Config{Detections: bus.StreamLimits{MaxBytes: 1 << 30}}
+
 // BenchmarkPublishConsumeDetections publishes b.N detections in batches
 // of 1,000 to the embedded server (file storage) while one consumer
 // decodes, validates and acknowledges them; it reports detections per
 // second through the whole path.
 func BenchmarkPublishConsumeDetections(b *testing.B) {
 	for _, workers := range []int{1, 2} {
-		b.Run(fmt.Sprintf("inprocess/workers=%d", workers), func(b *testing.B) { benchPublishConsume(b, bustest.New(b, bus.Config{}), workers) })
+		b.Run(fmt.Sprintf("inprocess/workers=%d", workers), func(b *testing.B) { benchPublishConsume(b, bustest.New(b, benchConfig), workers) })
 		b.Run(fmt.Sprintf("loopback/workers=%d", workers), func(b *testing.B) {
-			emb := bustest.New(b, bus.Config{Listen: "127.0.0.1:0"})
-			benchPublishConsume(b, bustest.New(b, bus.Config{URLs: []string{emb.ClientURL()}}), workers)
+			cfg := benchConfig
+			cfg.Listen = "127.0.0.1:0"
+			emb := bustest.New(b, cfg)
+			benchPublishConsume(b, bustest.New(b, bus.Config{URLs: []string{emb.ClientURL()}, Detections: benchConfig.Detections}), workers)
 		})
 	}
 }
@@ -72,10 +78,12 @@ func benchPublishConsume(b *testing.B, bs *bus.Bus, workers int) {
 // calls (async publish with a message id, pull consume, ack), without
 // cordon's encoding, validation and dead-letter logic.
 func BenchmarkRawJetStream(b *testing.B) {
-	b.Run("inprocess", func(b *testing.B) { benchRaw(b, bustest.New(b, bus.Config{})) })
+	b.Run("inprocess", func(b *testing.B) { benchRaw(b, bustest.New(b, benchConfig)) })
 	b.Run("loopback", func(b *testing.B) {
-		emb := bustest.New(b, bus.Config{Listen: "127.0.0.1:0"})
-		benchRaw(b, bustest.New(b, bus.Config{URLs: []string{emb.ClientURL()}}))
+		cfg := benchConfig
+		cfg.Listen = "127.0.0.1:0"
+		emb := bustest.New(b, cfg)
+		benchRaw(b, bustest.New(b, bus.Config{URLs: []string{emb.ClientURL()}, Detections: benchConfig.Detections}))
 	})
 }
 

@@ -107,10 +107,16 @@ type Config struct {
 	MaxMessageBytes int
 
 	// Limits of each stream. Zero fields take these defaults:
-	//   Detections:  MaxAge 30 days,  MaxBytes 1 GiB,   Duplicates 10 min
+	//   Detections:  MaxAge 30 days,  MaxBytes 512 MiB, Duplicates 10 min
 	//   Commands:    MaxAge 7 days,   MaxBytes 64 MiB,  Duplicates 10 min
-	//   Events:      MaxAge 365 days, MaxBytes 2 GiB,   Duplicates 10 min
-	//   DeadLetters: MaxAge 30 days,  MaxBytes 256 MiB, Duplicates 10 min
+	//   Events:      MaxAge 365 days, MaxBytes 1 GiB,   Duplicates 10 min
+	//   DeadLetters: MaxAge 30 days,  MaxBytes 128 MiB, Duplicates 10 min
+	// Open creates or updates the streams with these limits, so every
+	// process opening the same servers should use the same ones. When
+	// full, a stream drops its oldest messages. A single server
+	// reserves the sum of MaxBytes (1.7 GiB by default) and refuses to
+	// create a stream when its disk (75% of the free space, for the
+	// embedded server) cannot hold it.
 	Detections, Commands, Events, DeadLetters StreamLimits
 
 	// IsolationHistory is how many past states per host the bucket keeps.
@@ -126,10 +132,10 @@ type Config struct {
 }
 
 var defaultLimits = map[string]StreamLimits{
-	StreamDetections:  {MaxAge: 30 * 24 * time.Hour, MaxBytes: 1 << 30, Duplicates: 10 * time.Minute},
+	StreamDetections:  {MaxAge: 30 * 24 * time.Hour, MaxBytes: 512 << 20, Duplicates: 10 * time.Minute},
 	StreamCommands:    {MaxAge: 7 * 24 * time.Hour, MaxBytes: 64 << 20, Duplicates: 10 * time.Minute},
-	StreamEvents:      {MaxAge: 365 * 24 * time.Hour, MaxBytes: 2 << 30, Duplicates: 10 * time.Minute},
-	StreamDeadLetters: {MaxAge: 30 * 24 * time.Hour, MaxBytes: 256 << 20, Duplicates: 10 * time.Minute},
+	StreamEvents:      {MaxAge: 365 * 24 * time.Hour, MaxBytes: 1 << 30, Duplicates: 10 * time.Minute},
+	StreamDeadLetters: {MaxAge: 30 * 24 * time.Hour, MaxBytes: 128 << 20, Duplicates: 10 * time.Minute},
 }
 
 func (l StreamLimits) withDefaults(stream string) StreamLimits {

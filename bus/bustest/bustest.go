@@ -33,13 +33,23 @@ import (
 // readyTimeout bounds how long a server may take to accept clients.
 const readyTimeout = 20 * time.Second
 
+// TestStreamBytes is the MaxBytes New gives each stream whose limit is
+// zero, so that tests do not reserve the production defaults' disk space.
+const TestStreamBytes = 64 << 20
+
 // New opens a Bus on an embedded in-process server, with cfg.DataDir set
-// to a fresh t.TempDir() when empty, and closes it at cleanup. It fails
-// the test on error.
+// to a fresh t.TempDir() when empty and stream MaxBytes left at zero set
+// to TestStreamBytes, and closes it at cleanup. It fails the test on
+// error.
 func New(t testing.TB, cfg bus.Config) *bus.Bus {
 	t.Helper()
 	if cfg.DataDir == "" && len(cfg.URLs) == 0 {
 		cfg.DataDir = t.TempDir()
+	}
+	for _, l := range []*bus.StreamLimits{&cfg.Detections, &cfg.Commands, &cfg.Events, &cfg.DeadLetters} {
+		if l.MaxBytes == 0 {
+			l.MaxBytes = TestStreamBytes
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
