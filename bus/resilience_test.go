@@ -88,8 +88,20 @@ func testAtLeastOnce(t *testing.T, workers int) {
 // client: acknowledged detections survive, and publishing resumes.
 func TestReconnectAcrossServerRestart(t *testing.T) {
 	srv := bustest.StartServer(t)
-	b := bustest.New(t, bus.Config{URLs: []string{srv.URL()}, ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+	cfg := bus.Config{URLs: []string{srv.URL()}, ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond}
+	b := bustest.New(t, cfg)
+	consumer := bustest.New(t, cfg)
 	ctx := ctxT(t)
+	eff := newEffects()
+	// The consumer runs across the restart too.
+	sub, err := consumer.ConsumeDetections(ctx, bus.ConsumerConfig{AckWait: time.Second}, func(_ context.Context, d ioc.Detection, dl bus.Delivery) error {
+		eff.apply(d.ID, dl)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
 	var acked []string
 	for i := range 100 {
 		d := detection("h-1", i)
@@ -99,7 +111,7 @@ func TestReconnectAcrossServerRestart(t *testing.T) {
 		acked = append(acked, d.ID)
 	}
 	srv.Restart(t)
-	waitUntil(t, "reconnect", func() bool { return b.Conn().IsConnected() })
+	waitUntil(t, "reconnect", func() bool { return b.Conn().IsConnected() && consumer.Conn().IsConnected() })
 	for i := 100; i < 200; i++ {
 		d := detection("h-1", i)
 		err := retry(t, func() error { _, err := b.PublishDetection(ctx, d); return err })
@@ -108,15 +120,6 @@ func TestReconnectAcrossServerRestart(t *testing.T) {
 		}
 		acked = append(acked, d.ID)
 	}
-	eff := newEffects()
-	sub, err := b.ConsumeDetections(ctx, bus.ConsumerConfig{}, func(_ context.Context, d ioc.Detection, dl bus.Delivery) error {
-		eff.apply(d.ID, dl)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Stop()
 	waitUntil(t, "all handled", func() bool { return eff.count() == len(acked) })
 	eff.check(t, acked)
 }
