@@ -91,7 +91,10 @@ func (e *Enforcer) Capabilities() isolation.Capabilities { return isolation.Capa
 // Apply implements isolation.Enforcer. It writes the table in one netlink
 // batch (nothing when the rules in force are already p's), ends the TCP
 // connections and deletes the conntrack entries p does not allow, and
-// reads the rules back. Errors wrap isolation.ErrInvalidRule,
+// reads the rules back. When this enforcer applied and verified p last and
+// the ruleset generation has not moved since (no change to any nftables
+// table of the namespace), Apply returns at once: the table is still p's,
+// and every connection p does not allow was ended then. Errors wrap isolation.ErrInvalidRule,
 // isolation.ErrUnsupported (application rules), isolation.ErrClosed,
 // ctx.Err(), ErrNetlink, or isolation.ErrReadBack.
 func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
@@ -137,12 +140,15 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 		}
 		e.log.Info("nftables: isolation rules written", "rules", len(want.input)+len(want.output)+2*len(headExprs(chainInput)))
 	}
-	sweepErr := e.sweep(p)
+	// Ending connections and reading back touch different sockets and
+	// neither changes what the other reads: run them side by side.
+	sweepDone := make(chan error, 1)
+	go func() { sweepDone <- e.sweep(p) }()
 	gen, err = e.gen.generation()
-	if err != nil {
-		return fmt.Errorf("nftables: apply: read back: %w: %w", isolation.ErrReadBack, err)
+	if err == nil {
+		st, err = e.read()
 	}
-	st, err = e.read()
+	sweepErr := <-sweepDone
 	if err != nil {
 		return fmt.Errorf("nftables: apply: read back: %w: %w", isolation.ErrReadBack, err)
 	}

@@ -456,10 +456,10 @@ func pingWorks(ns *testNS, dst netip.Addr, wait time.Duration) bool {
 	}
 }
 
-// endedWithin reports whether reading from c fails with something other
-// than a timeout within d: the connection was ended.
-func endedWithin(c net.Conn, d time.Duration) error {
-	_ = c.SetReadDeadline(time.Now().Add(d))
+// endedBy reports whether reading from c fails, with something other than
+// a timeout, before the deadline: the connection was ended.
+func endedBy(c net.Conn, deadline time.Time) error {
+	_ = c.SetReadDeadline(deadline)
 	buf := make([]byte, 64)
 	for {
 		_, err := c.Read(buf)
@@ -468,7 +468,7 @@ func endedWithin(c net.Conn, d time.Duration) error {
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return fmt.Errorf("still open after %v", d)
+			return fmt.Errorf("still open at the deadline")
 		}
 		return nil
 	}
