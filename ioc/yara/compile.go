@@ -922,16 +922,15 @@ func (c *compiler) binary(op ast.OperatorType, a, b *cexpr) (*cexpr, error) {
 			}
 		}
 		if isConst {
+			// YARA folds constant operations for its compile-time checks,
+			// except a right shift of a non-zero value ("x % (1 >> 1)"
+			// compiles and is undefined at scan time, "x % (0 >> 1)" does
+			// not compile). The value is the same either way.
 			va, vb := ae(nil), be(nil)
-			if va.ok && vb.ok {
-				r, def := f(va.i, vb.i)
-				if !def {
-					if op == ast.OpMod {
-						return nil, c.errf(ErrType, "%", "division by zero")
-					}
-					return nil, c.errf(ErrType, opTok, "negative shift count %d", vb.i)
+			if va.ok && vb.ok && !(op == ast.OpShiftRight && va.i != 0) {
+				if r, def := f(va.i, vb.i); def {
+					return constExpr(tInt, vInt(r)), nil
 				}
-				return constExpr(tInt, vInt(r)), nil
 			}
 		}
 		return &cexpr{t: tInt, ev: func(x *scanCtx) val {

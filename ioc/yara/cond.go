@@ -62,7 +62,7 @@ func (c *compiler) stringIdent(n *ast.StringIdentifier) (*cexpr, error) {
 		return &cexpr{t: tBool, ev: func(x *scanCtx) val {
 			a := at(x)
 			if !a.ok {
-				return vBool(false)
+				return vBool(false) // YARA: false, not undefined
 			}
 			return vBool(x.matchAt(ref(x), a.i))
 		}}, nil
@@ -74,7 +74,7 @@ func (c *compiler) stringIdent(n *ast.StringIdentifier) (*cexpr, error) {
 		return &cexpr{t: tBool, ev: func(x *scanCtx) val {
 			l, h := lo(x), hi(x)
 			if !l.ok || !h.ok {
-				return vBool(false)
+				return undef // YARA: undefined, unlike "at"
 			}
 			return vBool(x.countIn(ref(x), l.i, h.i) > 0)
 		}}, nil
@@ -342,14 +342,7 @@ func (c *compiler) of(n *ast.Of) (*cexpr, error) {
 			return l.ok && h.ok && x.countIn(si, l.i, h.i) > 0
 		}
 	case n.At != nil:
-		at, _, err := c.intExpr(n.At, "offset after at")
-		if err != nil {
-			return nil, err
-		}
-		test = func(x *scanCtx, si int) bool {
-			a := at(x)
-			return a.ok && x.matchAt(si, a.i)
-		}
+		return nil, c.errf(ErrSyntax, "at", "\"of ... at\" is YARA 4.3 syntax, not 4.2.3")
 	default:
 		test = func(x *scanCtx, si int) bool { return len(x.matches[si]) > 0 }
 	}

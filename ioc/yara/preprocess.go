@@ -48,8 +48,8 @@ type preprocessor struct {
 }
 
 // preprocess resolves include directives (inline, so rule order is kept) and
-// rewrites literal ranges such as (N..N), which gyp rejects but YARA accepts,
-// to the equivalent ((N)..(N)).
+// puts the literal bounds of ranges in parentheses, so that gyp accepts
+// ranges such as (0..0) or (-1..n) as YARA does: (0..0) becomes ((0)..(0)).
 func preprocess(src, includeDir string) (*preprocessed, error) {
 	p := &preprocessor{includeDir: includeDir, line: 1}
 	if err := p.run(src, "", "", 0); err != nil {
@@ -135,13 +135,21 @@ func (p *preprocessor) run(src, file, dir string, depth int) error {
 			p.write(src[i:j])
 			i = j
 		case c == '(':
-			if repl, m := equalRange(src[i:]); m > 0 {
+			if repl, m := rangeLower(src[i:]); m > 0 {
 				p.write(repl)
 				i += m
 				continue
 			}
 			p.write("(")
 			i++
+		case c == '.' && i+1 < n && src[i+1] == '.':
+			if repl, m := rangeUpper(src[i:]); m > 0 {
+				p.write(repl)
+				i += m
+				continue
+			}
+			p.write("..")
+			i += 2
 		case isWordByte(c):
 			j := i
 			for j < n && isWordByte(src[j]) {
@@ -211,56 +219,57 @@ func (p *preprocessor) include(path, fromFile, dir string, line, depth int) erro
 	return p.run(string(b)+"\n", abs, filepath.Dir(abs), depth+1)
 }
 
-// equalRange matches "(A..B)" at the start of s where A and B are integer
-// literals, optionally negative, and returns "((A)..(B))" and the length
-// matched. gyp rejects literal ranges whose lower bound is not below the
-// upper one, or negative ones; YARA accepts them (an empty range matches
-// nothing), so the bounds are hidden from gyp's check in parentheses.
-func equalRange(s string) (string, int) {
-	i := 1
-	skip := func() {
+// literalBound reads optional blanks, an optional '-' and an integer
+// literal at s[i:], returning the bound's text and the index after it.
+func literalBound(s string, i int) (string, int, bool) {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	start := i
+	if i < len(s) && s[i] == '-' {
+		i++
 		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
 			i++
 		}
 	}
-	num := func() (string, bool) {
-		start := i
-		if i < len(s) && s[i] == '-' {
-			i++
-			skip()
-		}
-		digits := i
-		for i < len(s) && isWordByte(s[i]) {
-			i++
-		}
-		if i == digits {
-			return "", false
-		}
-		if _, ok := parseIntLiteral(s[digits:i]); !ok {
-			return "", false
-		}
-		return s[start:i], true
+	digits := i
+	for i < len(s) && isWordByte(s[i]) {
+		i++
 	}
-	skip()
-	a, ok := num()
-	if !ok {
+	if i == digits {
+		return "", 0, false
+	}
+	if _, ok := parseIntLiteral(s[digits:i]); !ok {
+		return "", 0, false
+	}
+	text := s[start:i]
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	return text, i, true
+}
+
+// rangeLower matches "(A" followed by ".." at the start of s, A an integer
+// literal (optionally negative), and returns "((A)" and the length before
+// the "..". gyp rejects literal bounds that are negative or not increasing;
+// YARA accepts them (an empty range matches nothing), so literal bounds are
+// hidden from gyp's check in parentheses.
+func rangeLower(s string) (string, int) {
+	a, i, ok := literalBound(s, 1)
+	if !ok || !strings.HasPrefix(s[i:], "..") {
 		return "", 0
 	}
-	skip()
-	if !strings.HasPrefix(s[i:], "..") {
+	return "((" + a + ")", i
+}
+
+// rangeUpper matches "..B)" at the start of s, B an integer literal
+// (optionally negative), and returns "..(B))" and the length matched.
+func rangeUpper(s string) (string, int) {
+	b, i, ok := literalBound(s, 2)
+	if !ok || i >= len(s) || s[i] != ')' {
 		return "", 0
 	}
-	i += 2
-	skip()
-	b, ok := num()
-	if !ok {
-		return "", 0
-	}
-	skip()
-	if i >= len(s) || s[i] != ')' {
-		return "", 0
-	}
-	return "((" + a + ")..(" + b + "))", i + 1
+	return "..(" + b + "))", i + 1
 }
 
 // parseIntLiteral parses a YARA integer literal (decimal, 0x, 0o, KB/MB).

@@ -134,9 +134,14 @@ func (g ruleGen) boolExpr(depth int) string {
 	if depth > 2 || g.rng.IntN(3) == 0 {
 		return g.intExpr(1) + " " + g.pick("==", "!=", "<", ">", "<=", ">=") + " " + g.intExpr(1)
 	}
-	switch g.rng.IntN(6) {
+	switch g.rng.IntN(8) {
 	case 0:
 		return "not (" + g.boolExpr(depth+1) + ")"
+	case 6:
+		return g.pick("$s", "$s at "+g.intExpr(2), "$s in ("+g.intExpr(2)+".."+g.intExpr(2)+")",
+			"any of them", "all of them in (0..filesize \\ 2)", "1 of ($s*) at 3")
+	case 7:
+		return "for " + g.pick("any", "all", "1") + " of them : (" + g.pick("# > 1", "@[1] < 20", "!", "$ at 2", "$ in (1..9)") + ")"
 	case 1:
 		return "defined (" + g.intExpr(1) + ")"
 	case 2:
@@ -161,7 +166,14 @@ func (g ruleGen) rules(n int) []string {
 			// Regexes start with a literal: YARA 4.2.3 then matches them by
 			// their regex semantics. Without one its atom heuristics decide
 			// what is found (see the package README's divergences).
-			s = "/" + g.pick("a", "b", "c", "ab", "ca") + g.regexConcat(0) + "/" + g.pick("", "", "i", "s") + " " + g.pick("", "", "wide", "nocase", "fullword", "wide ascii")
+			re := g.pick("a", "b", "c", "ab", "ca") + g.regexConcat(0)
+			mod := g.pick("", "", "wide", "nocase", "fullword", "wide ascii")
+			// YARA 4.2.3's lazy .{n,}? ("repeat any ungreedy") reports
+			// wrong lengths to its fullword check: a known difference.
+			if mod == "fullword" && strings.Contains(re, ",}?") {
+				mod = ""
+			}
+			s = "/" + re + "/" + g.pick("", "", "i", "s") + " " + mod
 		default:
 			out = append(out, fmt.Sprintf("rule r%d { strings: $s = \"ab\" condition: %s }", i, g.boolExpr(0)))
 			continue

@@ -200,6 +200,7 @@ func (p *reParser) quantifier(atom *reNode) (*reNode, error) {
 		return atom, nil
 	}
 	min, max := 0, 0
+	braces := false
 	switch p.src[p.pos] {
 	case '*':
 		min, max = 0, -1
@@ -220,6 +221,7 @@ func (p *reParser) quantifier(atom *reNode) (*reNode, error) {
 		}
 		min, max = lo, hi
 		p.pos += n
+		braces = true
 	default:
 		return atom, nil
 	}
@@ -247,9 +249,12 @@ func (p *reParser) quantifier(atom *reNode) (*reNode, error) {
 			}
 		}
 	}
-	switch atom.kind {
-	case reBOL, reEOL, reWordB, reNotWordB:
-		return nil, p.errf("quantifier after an anchor")
+	// YARA 4.2.3 matches a lazy .{n,}? across newlines even without the s
+	// flag (its "repeat any ungreedy" instruction ignores it); so do we.
+	if braces && !greedy && max < 0 && atom.kind == reClass && atom.dot && !p.dotall {
+		nl := *atom
+		nl.set.add('\n')
+		atom = &nl
 	}
 	return &reNode{kind: reRepeat, subs: []*reNode{atom}, min: min, max: max, greedy: greedy}, nil
 }
