@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"net/netip"
 	"os"
 	"slices"
@@ -91,12 +92,18 @@ func (e *Enforcer) Capabilities() isolation.Capabilities { return isolation.Capa
 // Apply implements isolation.Enforcer. It writes the table in one netlink
 // batch (nothing when the rules in force are already p's), ends the TCP
 // connections and deletes the conntrack entries p does not allow, and
-// reads the rules back. When this enforcer applied and verified p last and
-// the ruleset generation has not moved since (no change to any nftables
-// table of the namespace), Apply returns at once: the table is still p's,
-// and every connection p does not allow was ended then. Errors wrap isolation.ErrInvalidRule,
-// isolation.ErrUnsupported (application rules), isolation.ErrClosed,
-// ctx.Err(), ErrNetlink, or isolation.ErrReadBack.
+// reads the rules back.
+//
+// When this enforcer applied and verified p last and the ruleset
+// generation has not moved since (no change to any nftables table of the
+// namespace), Apply returns at once: the table is still p's, and every
+// connection p does not allow was ended then.
+//
+// Errors wrap isolation.ErrInvalidRule, isolation.ErrUnsupported
+// (application rules), isolation.ErrClosed, ctx.Err(), ErrNetlink, or
+// isolation.ErrReadBack. A failure to end connections comes after the new
+// rules are in force and verified; the error says so, and applying the
+// same plan again retries.
 func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -155,10 +162,11 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 	if !st.holds(want) {
 		return fmt.Errorf("nftables: apply: %w: %s", isolation.ErrReadBack, st.problem(want))
 	}
-	e.verified.ok, e.verified.gen, e.verified.layout = true, gen, want
 	if sweepErr != nil {
+		// Not marked verified: applying the same plan again retries.
 		return fmt.Errorf("nftables: apply: rules in force, but ending connections failed: %w", sweepErr)
 	}
+	e.verified.ok, e.verified.gen, e.verified.layout = true, gen, want
 	return nil
 }
 
@@ -278,13 +286,21 @@ func (s state) problem(want layout) string {
 // read reads the table, its chains and rules.
 func (e *Enforcer) read() (state, error) {
 	var st state
-	if _, err := e.conn.ListTableOfFamily(tableName, gnft.TableFamilyINet); err != nil {
+	t, err := e.conn.ListTableOfFamily(tableName, gnft.TableFamilyINet)
+	if err != nil {
 		if isNotFound(err) {
 			return st, nil
 		}
 		return st, fmt.Errorf("%w: list table: %w", ErrNetlink, err)
 	}
 	st.exists = true
+	// google/nftables v0.3.0 decodes the big-endian NFTA_TABLE_FLAGS in
+	// host order; accept the bit either way.
+	if (t.Flags|bits.ReverseBytes32(t.Flags))&unix.NFT_TABLE_F_DORMANT != 0 {
+		// A dormant table keeps its rules but none of its hooks: nothing
+		// is filtered. AddTable in the next batch wakes it.
+		st.chainIssue = "table inet " + tableName + " is dormant (its chains filter nothing)"
+	}
 	chains, err := e.conn.ListChainsOfTableFamily(gnft.TableFamilyINet)
 	if err != nil {
 		return st, fmt.Errorf("%w: list chains: %w", ErrNetlink, err)

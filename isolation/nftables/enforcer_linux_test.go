@@ -2,12 +2,16 @@ package nftables
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"os"
 	"testing"
 
 	gnft "github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	mnl "github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/cordonsec/cordon/isolation"
 	"github.com/cordonsec/cordon/isolation/isolationtest"
@@ -46,6 +50,9 @@ func TestConfig(t *testing.T) {
 	}
 }
 
+// dormant holds the batch that makes the table dormant (see TestRepairs).
+var dormant []mnl.Message
+
 // TestRepairs changes the table behind the enforcer's back in ways that
 // are not a plan at all; Observe reports them and Apply repairs them.
 func TestRepairs(t *testing.T) {
@@ -54,6 +61,19 @@ func TestRepairs(t *testing.T) {
 		name   string
 		tamper func(c *gnft.Conn)
 	}{
+		{"table dormant", func(c *gnft.Conn) {
+			// The library always writes table flags 0; patch its message.
+			capture := &batchSender{}
+			cc, _ := gnft.New(gnft.WithTestDial(capture.dial))
+			cc.AddTable(table)
+			_ = cc.Flush()
+			for _, m := range capture.msgs {
+				if uint16(m.Header.Type) == unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWTABLE {
+					binary.BigEndian.PutUint32(m.Data[len(m.Data)-4:], unix.NFT_TABLE_F_DORMANT)
+				}
+			}
+			dormant = capture.msgs
+		}},
 		{"policy accept", func(c *gnft.Conn) {
 			ch := baseChain(chainInput)
 			accept := gnft.ChainPolicyAccept
@@ -86,7 +106,6 @@ func TestRepairs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
 			h := newNS(t, "h")
 			e := enforcerIn(t, h)
 			ctx := context.Background()
@@ -98,9 +117,18 @@ func TestRepairs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			dormant = nil
 			c.tamper(admin)
 			if err := admin.Flush(); err != nil {
 				t.Fatalf("tamper: %v", err)
+			}
+			if dormant != nil {
+				if err := e.gen.sendBatch(dormant); err != nil {
+					t.Fatalf("tamper: %v", err)
+				}
+				if tb, err := admin.ListTableOfFamily(tableName, gnft.TableFamilyINet); err != nil || (tb.Flags|bits.ReverseBytes32(tb.Flags))&unix.NFT_TABLE_F_DORMANT == 0 {
+					t.Fatalf("table not dormant after tampering: %+v, %v", tb, err)
+				}
 			}
 			if _, err := e.Observe(ctx); !errors.Is(err, isolation.ErrReadBack) {
 				t.Fatalf("Observe after tampering: %v, want ErrReadBack", err)
@@ -118,6 +146,9 @@ func TestRepairs(t *testing.T) {
 			}
 			if len(chains) != 2 {
 				t.Fatalf("after repair: %d chains, want input and output", len(chains))
+			}
+			if tb, err := admin.ListTableOfFamily(tableName, gnft.TableFamilyINet); err != nil || tb.Flags != 0 {
+				t.Fatalf("after repair: table %+v, %v", tb, err)
 			}
 		})
 	}
