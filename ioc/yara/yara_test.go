@@ -52,6 +52,7 @@ func TestCompileErrors(t *testing.T) {
 		{"constant zero divisor", "rule a { condition: filesize % 0 == 1 }", ErrType, 1, 0, "division by zero"},
 		{"backreference", "rule a { strings: $a = /(a)\\1/ condition: $a }", ErrInvalidString, 1, 19, "backreference"},
 		{"string loop items", "rule a { condition: for any s in (\"a\", \"b\") : (s == \"a\") }", ErrType, 1, 0, "integers"},
+		{"of at is 4.3", "rule a { strings: $a = \"abc\" condition: any of them at 0 }", ErrSyntax, 1, 0, "4.3"},
 		{"self reference", "rule a { condition: a }", ErrUndefined, 1, 0, "itself"},
 	}
 	for _, tt := range tests {
