@@ -12,6 +12,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/cordonsec/cordon/examples/internal/pipeline"
 	"github.com/cordonsec/cordon/isolation"
 )
 
@@ -154,6 +155,9 @@ func LoadConfig(path string) (*Config, error) {
 // Errors name the file and the line or field.
 func ParseConfig(path string, data []byte) (*Config, error) {
 	var c Config
+	if err := pipeline.PlainYAML(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if err := yaml.UnmarshalWithOptions(data, &c, yaml.Strict()); err != nil {
 		return nil, fmt.Errorf("%s: %s", path, yaml.FormatError(err, false, true))
 	}

@@ -46,6 +46,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad hash", base + "isolation: {password_hash: secret}\n", "isolation.password_hash:"},
 		{"bad interval", base + "sources: {processes: {interval: 0s}}\n", "sources.processes.interval:"},
 		{"files without dirs", base + "sources: {files: {}}\n", "sources.files.dirs: at least one directory"},
+		{"alias", base + "log: &l {level: info}\nmetrics: *l\n", "[3:6] anchors, aliases and tags are not allowed"},
 		{"log level", base + "log: {level: loud}\n", `log.level: "loud"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -165,6 +165,9 @@ func LoadCase(path string) (*Case, error) {
 // parseCase decodes and validates the case file path holding data.
 func parseCase(path string, data []byte) (*Case, error) {
 	var c Case
+	if err := pipeline.PlainYAML(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if err := yaml.UnmarshalWithOptions(data, &c, yaml.Strict()); err != nil {
 		return nil, fmt.Errorf("%s: %s", path, yaml.FormatError(err, false, true))
 	}
