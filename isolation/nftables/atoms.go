@@ -297,12 +297,57 @@ func ruleAtoms(r isolation.Rule, tag string) []atom {
 			if dir == isolation.DirectionIn {
 				initChain, replyChain = chainInput, chainOutput
 			}
-			base := atom{family: fam, proto: r.Protocol, remote: remote, rports: rports, lports: lports, tag: tag}
+			base := atom{family: fam, proto: r.Protocol, tag: tag}
 			ini := base
-			ini.chain, ini.types = initChain, types
+			ini.chain = initChain
 			rep := base
 			rep.chain, rep.reply = replyChain, true
-			out = append(out, ini, rep)
+			out = append(out, expand(ini, remote, rports, lports, types)...)
+			out = append(out, expand(rep, remote, rports, lports, nil)...)
+		}
+	}
+	return out
+}
+
+// expandLimit bounds how many nftables rules one atom may be split into.
+// Reading back an anonymous set costs a netlink round trip of its own,
+// while rules are read in one dump; so a few values per field become one
+// rule per combination, and only larger lists become sets.
+const expandLimit = 16
+
+// expand returns base with the given fields: one atom per combination of
+// their spans when there are at most expandLimit, else one atom whose
+// lists become sets. A nil field stays nil (any value).
+func expand(base atom, remote, rports, lports, types []span) []atom {
+	n := 1
+	for _, f := range [][]span{remote, rports, lports, types} {
+		n *= max(len(f), 1)
+	}
+	if n == 1 || n > expandLimit {
+		base.remote, base.rports, base.lports, base.types = remote, rports, lports, types
+		return []atom{base}
+	}
+	// each yields the single-span lists of a field, or one nil for "any".
+	each := func(f []span) [][]span {
+		if f == nil {
+			return [][]span{nil}
+		}
+		out := make([][]span, len(f))
+		for i := range f {
+			out[i] = f[i : i+1 : i+1]
+		}
+		return out
+	}
+	out := make([]atom, 0, n)
+	for _, a := range each(remote) {
+		for _, rp := range each(rports) {
+			for _, lp := range each(lports) {
+				for _, t := range each(types) {
+					x := base
+					x.remote, x.rports, x.lports, x.types = a, rp, lp, t
+					out = append(out, x)
+				}
+			}
 		}
 	}
 	return out

@@ -55,6 +55,9 @@ func TestEncodeDecode(t *testing.T) {
 		{Rules: []isolation.Rule{mustRule(t, "both any remote=198.18.0.0/15,198.18.0.1,2001:db8::/32")}},
 		{Rules: []isolation.Rule{mustRule(t, "out udp remote=0.0.0.0/0,::/0 lport=1-65535 rport=1,3,65535")}},
 		{Rules: []isolation.Rule{mustRule(t, "in icmp icmp=0,255"), mustRule(t, "in icmpv6 icmp=1,3,4,200")}},
+		// More combinations than expandLimit: lists become sets.
+		{Rules: []isolation.Rule{mustRule(t, "out tcp remote=198.18.0.1,198.18.0.3,198.18.0.5,198.18.0.7,198.18.0.9,2001:db8::1,2001:db8::3 rport=1,3,5,7 lport=1000-2000,3000")}},
+		{Rules: []isolation.Rule{mustRule(t, "both icmp remote=198.18.0.0/24,198.18.2.0/24 icmp=0,2,4,6,8,10,12,14,16")}},
 	} {
 		encodeDecode(t, p)
 	}
