@@ -29,8 +29,10 @@
 // remote cannot reach the host by choosing the source port of an outbound
 // rule (say 53), because such a packet opens a flow (ct state new).
 // ICMPv6 neighbour discovery passes as the plan's rule for it says (the
-// Manager always adds isolation.NeighborDiscoveryRule). Lists of addresses,
-// ports and ICMP types become anonymous interval sets.
+// Manager always adds isolation.NeighborDiscoveryRule). A rule listing
+// several remote prefixes, ports or ICMP types becomes one nftables rule
+// per combination when there are at most 16, and otherwise uses anonymous
+// interval sets.
 //
 // Apply writes everything in one netlink batch. When the table already
 // exists the batch flushes and refills the two chains: nftables commits a
@@ -82,6 +84,13 @@
 // an application rule fails with isolation.ErrUnsupported (Capabilities
 // says so).
 //
+// Reading back an anonymous set costs a netlink round trip whose kernel
+// lookup is linear in the number of sets, so plans with thousands of rules
+// that each list more than 16 combinations take seconds to apply (1,000
+// rules of 5 remotes by 4 ports: about 3 s here), while 1,000 ordinary
+// rules take about 0.1 s and applying the plan in force again a few
+// milliseconds.
+//
 // Verified on Linux 6.18 (x86_64, 2-core VM, Go 1.26) by the tests of this
 // package, which build hosts from network namespaces and veth pairs and
 // send real IPv4 and IPv6 traffic: SOCK_DESTROY ends connections in both
@@ -90,5 +99,8 @@
 // working while nothing else passes (TCP, UDP, ICMP, both directions),
 // IPv6 neighbour discovery works while isolated, Clear restores traffic,
 // a restarted enforcer keeps and reads the rules, and the
-// isolationtest conformance suite passes with real traffic probes.
+// isolationtest conformance suite passes with real traffic probes. ICMP
+// errors about allowed flows pass; a table made dormant, flushed, given
+// another policy or priority, or holding foreign rules or chains is
+// reported by Observe and repaired by Apply.
 package nftables
