@@ -346,12 +346,16 @@ func retryAPI(ctx context.Context, f func(ctx context.Context) error) error {
 	}
 }
 
+// errCodeClusterNoPeers is the server's JSClusterNoPeersErr.
+const errCodeClusterNoPeers jetstream.ErrorCode = 10005
+
 // transient reports errors that a later attempt may not meet: no answer,
 // no JetStream responder yet, no leader yet.
 func transient(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Code == 503 || apiErr.Code == 408
+		// 10005: no suitable peers, while a cluster is still forming.
+		return apiErr.Code == 503 || apiErr.Code == 408 || apiErr.ErrorCode == errCodeClusterNoPeers
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||

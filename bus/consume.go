@@ -16,6 +16,7 @@ const (
 	DefaultMaxDeliver    = 5
 	DefaultMaxAckPending = 1000
 	DefaultBatch         = 256
+	DefaultPullExpiry    = 10 * time.Second
 )
 
 // DefaultBackoff is the delay before each redelivery after a handler
@@ -62,6 +63,13 @@ type ConsumerConfig struct {
 	// Batch is how many messages are pulled per request. Zero: 256.
 	Batch int
 
+	// PullExpiry is how long one pull request waits on the server. The
+	// server sends heartbeats at half of it; after two missed heartbeats
+	// (a server gone, a consumer leader moved) the pull is renewed. It
+	// bounds how long consuming stalls after a cluster node fails. Zero:
+	// 10s; at least 1s.
+	PullExpiry time.Duration
+
 	// Workers is how many messages are handled at once. Zero or 1: one
 	// at a time, in stream order. More: decoding and handlers run in
 	// that many goroutines, and messages finish out of order.
@@ -81,6 +89,8 @@ func (c ConsumerConfig) Validate() error {
 		return fmt.Errorf("%w: MaxAckPending %d is negative", ErrInvalidConfig, c.MaxAckPending)
 	case c.Batch < 0:
 		return fmt.Errorf("%w: Batch %d is negative", ErrInvalidConfig, c.Batch)
+	case c.PullExpiry != 0 && c.PullExpiry < time.Second:
+		return fmt.Errorf("%w: PullExpiry %v below 1s", ErrInvalidConfig, c.PullExpiry)
 	case c.Workers < 0 || c.Workers > 1024:
 		return fmt.Errorf("%w: Workers %d not in 0..1024", ErrInvalidConfig, c.Workers)
 	}
@@ -110,6 +120,9 @@ func (c ConsumerConfig) withDefaults(durable string) ConsumerConfig {
 	}
 	if c.Batch == 0 {
 		c.Batch = DefaultBatch
+	}
+	if c.PullExpiry == 0 {
+		c.PullExpiry = DefaultPullExpiry
 	}
 	return c
 }
@@ -258,6 +271,7 @@ func consume[T any](ctx context.Context, b *Bus, stream, prefix string, cc Consu
 	}
 	consumeCtx, err := cons.Consume(deliver,
 		jetstream.PullMaxMessages(cc.Batch),
+		jetstream.PullExpiry(cc.PullExpiry),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			log.Warn("bus: consume", "err", err)
 		}),

@@ -167,6 +167,18 @@ func TestClusterNodeStoppedDuringPublish(t *testing.T) {
 		t.Fatalf("stream leader %q not among the nodes", leader)
 	}
 
+	// The consumer runs while the node goes away, on its own connection.
+	consumer := bustest.New(t, bus.Config{URLs: cl.URLs(), ReconnectMin: 10 * time.Millisecond, ReconnectMax: 100 * time.Millisecond})
+	eff := newEffects()
+	sub, err := consumer.ConsumeDetections(ctx, bus.ConsumerConfig{AckWait: 2 * time.Second, PullExpiry: 2 * time.Second}, func(_ context.Context, d ioc.Detection, dl bus.Delivery) error {
+		eff.apply(d.ID, dl)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+
 	const batch = 250
 	var (
 		mu    sync.Mutex
@@ -213,16 +225,16 @@ func TestClusterNodeStoppedDuringPublish(t *testing.T) {
 	}
 	t.Logf("%d detections acknowledged", len(acked))
 
-	eff := newEffects()
-	sub, err := b.ConsumeDetections(ctx, bus.ConsumerConfig{AckWait: 5 * time.Second}, func(_ context.Context, d ioc.Detection, dl bus.Delivery) error {
-		eff.apply(d.ID, dl)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Stop()
 	waitUntil(t, "all acknowledged detections consumed", func() bool { return eff.count() >= len(acked) })
+	t.Logf("%d deliveries, %d of them redeliveries", func() int {
+		eff.mu.Lock()
+		defer eff.mu.Unlock()
+		n := 0
+		for _, c := range eff.deliveries {
+			n += c
+		}
+		return n
+	}(), func() int { eff.mu.Lock(); defer eff.mu.Unlock(); return eff.redelivered }())
 	eff.check(t, acked)
 	si, err := b.JetStream().Stream(ctx, bus.StreamDetections)
 	if err != nil {

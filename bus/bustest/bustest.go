@@ -284,6 +284,7 @@ func (c *Cluster) WaitReady(t testing.TB) {
 			}
 		}
 		ready := true
+		leader := ""
 		for _, s := range c.Nodes {
 			srv := s.NATS()
 			if srv == nil {
@@ -293,9 +294,21 @@ func (c *Cluster) WaitReady(t testing.TB) {
 				ready = false
 				break
 			}
-			if leaderOf(srv) == "" {
+			l := leaderOf(srv)
+			if l == "" || (leader != "" && l != leader) {
 				ready = false
 				break
+			}
+			leader = l
+		}
+		// The leader must see every other running node as a current peer,
+		// or placing a replicated stream fails.
+		if ready {
+			ready = false
+			for _, s := range c.Nodes {
+				if srv := s.NATS(); srv != nil && srv.Name() == leader {
+					ready = currentPeers(srv) >= running-1
+				}
 			}
 		}
 		if ready {
@@ -306,6 +319,20 @@ func (c *Cluster) WaitReady(t testing.TB) {
 		}
 		<-tick.C
 	}
+}
+
+func currentPeers(srv *server.Server) int {
+	js, err := srv.Jsz(&server.JSzOptions{})
+	if err != nil || js == nil || js.Meta == nil {
+		return 0
+	}
+	n := 0
+	for _, p := range js.Meta.Replicas {
+		if p.Current && !p.Offline {
+			n++
+		}
+	}
+	return n
 }
 
 func leaderOf(srv *server.Server) string {
