@@ -106,13 +106,24 @@ type cexpr struct {
 	t       vtype
 	ev      func(*scanCtx) val
 	isConst bool
-	re      *reNode // tRegex
-	mod     string  // tModule
+	// chk is the value YARA's parser folds an integer expression to for its
+	// compile-time checks (zero divisors, negative shifts), or nil when it
+	// does not fold it. It differs from the real value only through ">>",
+	// which YARA 4.2.3 folds as "<<" (its scan-time value is right).
+	chk *int64
+	re  *reNode // tRegex
+	mod string  // tModule
 }
 
 func constExpr(t vtype, v val) *cexpr {
-	return &cexpr{t: t, isConst: true, ev: func(*scanCtx) val { return v }}
+	e := &cexpr{t: t, isConst: true, ev: func(*scanCtx) val { return v }}
+	if t == tInt {
+		e.chk = &v.i
+	}
+	return e
 }
+
+func chkOf(v int64) *int64 { return &v }
 
 // cstring is one string of a rule.
 type cstring struct {
@@ -481,8 +492,7 @@ func fold(e *cexpr) *cexpr {
 	if !e.isConst || e.t == tRegex {
 		return e
 	}
-	v := e.ev(nil)
-	return &cexpr{t: e.t, isConst: true, ev: func(*scanCtx) val { return v }}
+	return constExpr(e.t, e.ev(nil))
 }
 
 func (c *compiler) expr(e ast.Expression) (*cexpr, error) {
@@ -530,13 +540,17 @@ func (c *compiler) expr(e ast.Expression) (*cexpr, error) {
 					return nil, c.errf(ErrOverflow, "", "integer overflow in -(%d)", v.i)
 				}
 			}
-			return fold(&cexpr{t: tInt, isConst: a.isConst, ev: func(x *scanCtx) val {
+			neg := &cexpr{t: tInt, isConst: a.isConst, ev: func(x *scanCtx) val {
 				v := ev(x)
 				if v.ok {
 					v.i = -v.i
 				}
 				return v
-			}}), nil
+			}}
+			if a.chk != nil {
+				neg.chk = chkOf(-*a.chk)
+			}
+			return fold(neg), nil
 		case tFloat:
 			return fold(&cexpr{t: tFloat, isConst: a.isConst, ev: func(x *scanCtx) val {
 				v := ev(x)
@@ -556,13 +570,17 @@ func (c *compiler) expr(e ast.Expression) (*cexpr, error) {
 			return nil, c.errf(ErrType, "~", "operand of ~ is a %s, not an integer", a.t)
 		}
 		ev := a.ev
-		return fold(&cexpr{t: tInt, isConst: a.isConst, ev: func(x *scanCtx) val {
+		not := &cexpr{t: tInt, isConst: a.isConst, ev: func(x *scanCtx) val {
 			v := ev(x)
 			if v.ok {
 				v.i = ^v.i
 			}
 			return v
-		}}), nil
+		}}
+		if a.chk != nil {
+			not.chk = chkOf(^*a.chk)
+		}
+		return fold(not), nil
 	case *ast.Not:
 		a, err := c.expr(n.Expression)
 		if err != nil {
@@ -816,9 +834,13 @@ func (c *compiler) binary(op ast.OperatorType, a, b *cexpr) (*cexpr, error) {
 					return x / y, true, false
 				}
 			}
-			if op == ast.OpDiv && b.isConst {
-				if vb := be(nil); vb.ok && vb.i == 0 {
-					return nil, c.errf(ErrType, opTok, "division by zero")
+			if op == ast.OpDiv && b.chk != nil && *b.chk == 0 {
+				return nil, c.errf(ErrType, opTok, "division by zero")
+			}
+			var chk *int64
+			if a.chk != nil && b.chk != nil {
+				if r, def, _ := f(*a.chk, *b.chk); def {
+					chk = &r
 				}
 			}
 			if isConst {
@@ -834,7 +856,7 @@ func (c *compiler) binary(op ast.OperatorType, a, b *cexpr) (*cexpr, error) {
 					return constExpr(tInt, vInt(r)), nil
 				}
 			}
-			return &cexpr{t: tInt, ev: func(x *scanCtx) val {
+			return &cexpr{t: tInt, chk: chk, ev: func(x *scanCtx) val {
 				va, vb := ae(x), be(x)
 				if !va.ok || !vb.ok {
 					return undef
@@ -909,31 +931,39 @@ func (c *compiler) binary(op ast.OperatorType, a, b *cexpr) (*cexpr, error) {
 				return x >> uint(y), true
 			}
 		}
-		if b.isConst {
+		if b.chk != nil {
 			// Like YARA, a constant zero divisor or negative shift count is
 			// an error even when the other operand is not constant.
-			if vb := be(nil); vb.ok {
-				if op == ast.OpMod && vb.i == 0 {
-					return nil, c.errf(ErrType, "%", "division by zero")
-				}
-				if (op == ast.OpShiftLeft || op == ast.OpShiftRight) && vb.i < 0 {
-					return nil, c.errf(ErrType, opTok, "negative shift count %d", vb.i)
-				}
+			if op == ast.OpMod && *b.chk == 0 {
+				return nil, c.errf(ErrType, "%", "division by zero")
+			}
+			if (op == ast.OpShiftLeft || op == ast.OpShiftRight) && *b.chk < 0 {
+				return nil, c.errf(ErrType, opTok, "negative shift count %d", *b.chk)
 			}
 		}
-		if isConst {
-			// YARA folds constant operations for its compile-time checks,
-			// except a right shift of a non-zero value ("x % (1 >> 1)"
-			// compiles and is undefined at scan time, "x % (0 >> 1)" does
-			// not compile). The value is the same either way.
-			va, vb := ae(nil), be(nil)
-			if va.ok && vb.ok && !(op == ast.OpShiftRight && va.i != 0) {
+		var chk *int64
+		if a.chk != nil && b.chk != nil {
+			fc := f
+			if op == ast.OpShiftRight {
+				fc = func(x, y int64) (int64, bool) { // YARA 4.2.3 folds >> as <<
+					if y >= 64 {
+						return 0, true
+					}
+					return x << uint(y), true
+				}
+			}
+			if r, def := fc(*a.chk, *b.chk); def {
+				chk = &r
+			}
+		}
+		if isConst && op != ast.OpShiftRight {
+			if va, vb := ae(nil), be(nil); va.ok && vb.ok {
 				if r, def := f(va.i, vb.i); def {
 					return constExpr(tInt, vInt(r)), nil
 				}
 			}
 		}
-		return &cexpr{t: tInt, ev: func(x *scanCtx) val {
+		return &cexpr{t: tInt, chk: chk, ev: func(x *scanCtx) val {
 			va, vb := ae(x), be(x)
 			if !va.ok || !vb.ok {
 				return undef

@@ -338,3 +338,20 @@ func TestScanCancelDuringCondition(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
+
+// TestConstantChecks checks which conditions with constant zero divisors or
+// negative shift counts YARA 4.2.3 rejects (testdata/constcheck.txt holds
+// "ok" or "err" and the condition, as the yara command decided).
+func TestConstantChecks(t *testing.T) {
+	b, err := os.ReadFile("testdata/constcheck.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		want, cond, _ := strings.Cut(line, " ")
+		_, err := Compile("rule t { condition: " + cond + " }")
+		if got := map[bool]string{true: "err", false: "ok"}[err != nil]; got != want {
+			t.Errorf("%s: %s, want %s (%v)", cond, got, want, err)
+		}
+	}
+}
