@@ -422,7 +422,17 @@ func (e *Enforcer) write(st state, want layout) error {
 		// place: drop the table and build it again in this same batch.
 		c.DelTable(table)
 		c.AddTable(table)
-	} else {
+	}
+	chains := map[chainID]*gnft.Chain{}
+	for _, id := range []chainID{chainInput, chainOutput} {
+		chains[id] = c.AddChain(baseChain(id))
+		if st.exists && !st.recreate {
+			c.FlushChain(chains[id])
+		}
+	}
+	if !st.recreate {
+		// Foreign chains go after ours are flushed: a jump from ours to
+		// one of them would keep it in use.
 		for _, name := range st.badChains {
 			ch := &gnft.Chain{Name: name, Table: table}
 			c.FlushChain(ch)
@@ -431,12 +441,8 @@ func (e *Enforcer) write(st state, want layout) error {
 	}
 	b := &batch{conn: c}
 	for _, id := range []chainID{chainInput, chainOutput} {
-		ch := c.AddChain(baseChain(id))
-		if st.exists && !st.recreate {
-			c.FlushChain(ch)
-		}
 		for _, exprs := range headExprs(id) {
-			c.AddRule(&gnft.Rule{Table: table, Chain: ch, Exprs: exprs})
+			c.AddRule(&gnft.Rule{Table: table, Chain: chains[id], Exprs: exprs})
 		}
 		atoms := want.input
 		if id == chainOutput {

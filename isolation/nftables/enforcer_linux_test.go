@@ -95,6 +95,11 @@ func TestRepairs(t *testing.T) {
 			prio := gnft.ChainPriority(-5)
 			c.AddChain(&gnft.Chain{Name: "sneaky", Table: table, Type: gnft.ChainTypeFilter, Hooknum: gnft.ChainHookInput, Priority: &prio})
 		}},
+		{"foreign chain jumped to", func(c *gnft.Conn) {
+			c.AddChain(&gnft.Chain{Name: "sneaky", Table: table})
+			c.InsertRule(&gnft.Rule{Table: table, Chain: baseChain(chainInput), Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "sneaky"}}})
+			c.AddRule(&gnft.Rule{Table: table, Chain: &gnft.Chain{Name: "sneaky", Table: table}, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}})
+		}},
 		{"chain with another priority", func(c *gnft.Conn) {
 			c.FlushChain(baseChain(chainInput))
 			c.DelChain(baseChain(chainInput))
@@ -144,8 +149,14 @@ func TestRepairs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(chains) != 2 {
-				t.Fatalf("after repair: %d chains, want input and output", len(chains))
+			n := 0
+			for _, ch := range chains {
+				if ch.Table.Name == tableName {
+					n++
+				}
+			}
+			if n != 2 {
+				t.Fatalf("after repair: %d chains, want input and output", n)
 			}
 			if tb, err := admin.ListTableOfFamily(tableName, gnft.TableFamilyINet); err != nil || tb.Flags != 0 {
 				t.Fatalf("after repair: table %+v, %v", tb, err)
