@@ -34,6 +34,10 @@
 // number of backtracking steps is abandoned (reported as no match), so no
 // pattern can stall a scan.
 //
+// The known differences from YARA 4.2.3 (mostly YARA bugs, such as its
+// "for none" loops being always true) are listed in this package's
+// README.md, with the conformance, differential and benchmark figures.
+//
 // # Concurrency
 //
 // Compile may be called from any goroutine. *Rules is immutable after
