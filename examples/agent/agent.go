@@ -44,6 +44,7 @@ type agent struct {
 
 	kvDirty chan struct{}
 	wg      sync.WaitGroup
+	pending sync.Map // isolate request id -> time of its detection
 
 	// ready is closed when the agent is running (tests).
 	ready       chan struct{}
@@ -71,7 +72,7 @@ func runAgent(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- *
 	bcfg := bus.Config{URLs: cfg.Bus.URLs, CredsFile: cfg.Bus.Creds, NKeySeedFile: cfg.Bus.NKeySeedFile,
 		Name: "cordon-agent-" + cfg.Host.ID, Logger: log.With("component", "bus")}
 	if len(cfg.Bus.URLs) == 0 {
-		bcfg.DataDir, bcfg.Listen = cfg.Bus.DataDir, cfg.Bus.Listen
+		bcfg.DataDir, bcfg.Listen, bcfg.ListenAnyAddress = cfg.Bus.DataDir, cfg.Bus.Listen, cfg.Bus.ListenAny
 	}
 	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
 	a.bus, err = bus.Open(octx, bcfg)
@@ -302,23 +303,21 @@ func (s timedSource) Consume(ctx context.Context, h func(ctx context.Context, d 
 	})
 }
 
-// latencyIsolator isolates through the Manager and records how long after
-// the detection the isolation was in force.
+// latencyIsolator isolates through the Manager and remembers when the
+// detection behind each request was made, so that the isolation event that
+// puts it in force (rules applied and read back) gives the
+// detection-to-enforcement latency.
 type latencyIsolator struct {
 	pipeline.ManagerIsolator
 	a *agent
 }
 
 func (l latencyIsolator) Isolate(ctx context.Context, req response.IsolateRequest) (time.Time, error) {
-	deadline, err := l.ManagerIsolator.Isolate(ctx, req)
-	if err == nil {
-		if t, ok := ctx.Value(detectionTimeKey).(time.Time); ok && !t.IsZero() {
-			d := time.Since(t)
-			l.a.met.latency.Observe(d.Seconds())
-			l.a.log.Info("isolation enforced", "latency", d, "deadline", deadline, "reason", req.Reason)
-		}
+	if t, ok := ctx.Value(detectionTimeKey).(time.Time); ok && !t.IsZero() {
+		l.a.pending.Store(req.ID, t)
+		defer l.a.pending.Delete(req.ID)
 	}
-	return deadline, err
+	return l.ManagerIsolator.Isolate(ctx, req)
 }
 
 func (a *agent) handleCommand(ctx context.Context, c bus.Command, _ bus.Delivery) error {
@@ -337,6 +336,13 @@ func (a *agent) handleCommand(ctx context.Context, c bus.Command, _ bus.Delivery
 func (a *agent) onIsolationEvent(e isolation.Event) {
 	a.log.Info("isolation", "event", e.Kind, "from", e.From, "to", e.To, "mode", e.Mode.String(), "deadline", e.Deadline,
 		"requester", e.Requester, "reason", e.Reason, "error", e.Error)
+	if e.Kind == isolation.EventEnabled || e.Kind == isolation.EventExtended {
+		if t, ok := a.pending.Load(e.CommandID); ok {
+			d := e.Time.Sub(t.(time.Time))
+			a.met.latency.Observe(d.Seconds())
+			a.log.Info("isolation enforced", "latency", d, "event", e.Kind, "deadline", e.Deadline)
+		}
+	}
 	a.markDirty()
 }
 

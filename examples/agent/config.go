@@ -50,7 +50,11 @@ type BusConfig struct {
 	DataDir string   `yaml:"data_dir"`
 	// Listen lets other processes (the console) join the embedded server:
 	// a loopback host:port.
-	Listen       string `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// ListenAny allows a non-loopback Listen: the embedded bus then
+	// serves other hosts' agents, without authentication; only behind a
+	// firewall.
+	ListenAny    bool   `yaml:"listen_any"`
 	Creds        string `yaml:"creds"`
 	NKeySeedFile string `yaml:"nkey"`
 }
@@ -207,10 +211,13 @@ func (c *Config) Validate() error {
 		if c.Bus.Creds != "" || c.Bus.NKeySeedFile != "" {
 			return errors.New("bus: creds and nkey are for bus.urls, not the embedded bus")
 		}
-	} else if c.Bus.Listen != "" || c.Bus.DataDir != "" {
+	} else if c.Bus.Listen != "" || c.Bus.DataDir != "" || c.Bus.ListenAny {
 		return errors.New("bus: listen and data_dir are for the embedded bus, not with urls")
 	}
-	if c.Bus.Listen != "" {
+	if c.Bus.ListenAny && c.Bus.Listen == "" {
+		return errors.New("bus.listen_any: only with bus.listen")
+	}
+	if c.Bus.Listen != "" && !c.Bus.ListenAny {
 		if err := loopback(c.Bus.Listen); err != nil {
 			return fmt.Errorf("bus.listen: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cordonsec/cordon/bus"
 	"github.com/cordonsec/cordon/bus/bustest"
+	"github.com/cordonsec/cordon/examples/internal/consolecmd"
 	"github.com/cordonsec/cordon/examples/internal/pipeline"
 	"github.com/cordonsec/cordon/ioc"
 	"github.com/cordonsec/cordon/isolation"
@@ -161,7 +162,7 @@ func TestWatch(t *testing.T) {
 	var out syncBuffer
 	ready := make(chan struct{})
 	done := make(chan error, 1)
-	go func() { done <- watch(ctx, b, "*", false, false, &out, ready) }()
+	go func() { done <- consolecmd.Watch(ctx, b, "*", false, false, &out, ready) }()
 	<-ready
 	ev := ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC),
 		Host: ioc.Host{ID: "h-3"}, Kind: ioc.EventDNS, DNS: &ioc.DNSEvent{Query: "a.example"}}

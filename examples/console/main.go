@@ -6,7 +6,7 @@
 //	console isolate HOST [--duration 8h | --until-released] [--exclusions FILE] [--reason TEXT] [--wait 30s]
 //	console release HOST [--reason TEXT] [--wait 30s]
 //	console status [HOST]
-//	console watch [--json] [--all]
+//	console watch [--json] [--all] [--host HOST]
 //
 // Every command but keygen connects to the bus named by --bus (comma
 // separated NATS URLs; default $CORDON_BUS), with --creds or --nkey for the
@@ -20,23 +20,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
-)
 
-const usage = `usage:
-  console keygen --out FILE
-  console isolate HOST [--duration D | --until-released] [--exclusions FILE] [--reason TEXT] [--wait D]
-  console release HOST [--reason TEXT] [--wait D]
-  console status [HOST]
-  console watch [--json] [--all]
-Common flags: --bus URLS (default $CORDON_BUS), --creds FILE, --nkey FILE, --key FILE (default $CORDON_KEY).
-Run "console COMMAND --help" for a command's flags.
-`
+	"github.com/cordonsec/cordon/examples/internal/consolecmd"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -45,55 +34,6 @@ func main() {
 	os.Exit(code)
 }
 
-// exitError carries an exit status.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "keygen":
-		err = cmdKeygen(args[1:], stdout, stderr)
-	case "isolate":
-		err = cmdIsolate(ctx, args[1:], stdout, stderr)
-	case "release":
-		err = cmdRelease(ctx, args[1:], stdout, stderr)
-	case "status":
-		err = cmdStatus(ctx, args[1:], stdout, stderr)
-	case "watch":
-		err = cmdWatch(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "console: unknown command %q\n%s", args[0], usage)
-		return 2
-	}
-	if err == nil {
-		return 0
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(stderr, "console: %v\n", ee.err)
-		}
-		return ee.code
-	}
-	fmt.Fprintf(stderr, "console: %v\n", err)
-	return 1
-}
-
-func usageErr(format string, args ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+	return consolecmd.Run(ctx, args, stdout, stderr)
 }

@@ -1,4 +1,4 @@
-package main
+package consolecmd
 
 import (
 	"bytes"
@@ -438,12 +438,12 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeBus(b)
-	return watch(ctx, b, hostTok, *all, *asJSON, stdout, nil)
+	return Watch(ctx, b, hostTok, *all, *asJSON, stdout, nil)
 }
 
-// watch prints detections and audit events until ctx ends. ready, when
+// Watch prints detections and audit events until ctx ends. ready, when
 // set, is closed once both consumers are in place.
-func watch(ctx context.Context, b *bus.Bus, hostTok string, all, asJSON bool, stdout io.Writer, ready chan<- struct{}) error {
+func Watch(ctx context.Context, b *bus.Bus, hostTok string, all, asJSON bool, stdout io.Writer, ready chan<- struct{}) error {
 	policy := jetstream.DeliverNewPolicy
 	if all {
 		policy = jetstream.DeliverAllPolicy
