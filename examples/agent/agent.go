@@ -152,7 +152,7 @@ func runAgent(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- *
 	if err != nil {
 		return err
 	}
-	for _, d := range cfg.Feeds {
+	if d := cfg.Feeds; d != "" {
 		w, r, err := a.matcher.Feeds().Watch(ctx, d)
 		if err != nil {
 			return fmt.Errorf("feeds %s: %w", d, err)

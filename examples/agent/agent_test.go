@@ -73,7 +73,7 @@ func startAgent(t *testing.T, events string, extra string) *agentEnv {
 	env.socket = filepath.Join(env.dir, "state", "control.sock")
 	cfg := "host: {id: h-agent, name: agent-test}\n" +
 		"state_dir: state\n" +
-		"feeds: [" + cases + "/feeds]\n" +
+		"feeds: " + cases + "/feeds\n" +
 		"yara: [" + cases + "/yara]\n" +
 		"rules: {dirs: [" + cases + "/rules]}\n" +
 		"isolation: {enforce: false, password_hash: '" + hash + "', automatic: {profiles: [dns-client]}}\n" +

@@ -18,10 +18,12 @@ import (
 
 // Config is the agent's configuration file (YAML, decoded strictly).
 type Config struct {
-	Host      HostConfig      `yaml:"host"`
-	Bus       BusConfig       `yaml:"bus"`
-	StateDir  string          `yaml:"state_dir"`
-	Feeds     []string        `yaml:"feeds"`
+	Host     HostConfig `yaml:"host"`
+	Bus      BusConfig  `yaml:"bus"`
+	StateDir string     `yaml:"state_dir"`
+	// Feeds is the directory of indicator feeds (any supported format),
+	// watched: files may be added, changed and removed.
+	Feeds     string          `yaml:"feeds"`
 	YARA      []string        `yaml:"yara"`
 	Rules     RulesConfig     `yaml:"rules"`
 	Sources   SourcesConfig   `yaml:"sources"`
@@ -223,10 +225,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Bus.Creds, c.Bus.NKeySeedFile = c.abs(c.Bus.Creds), c.abs(c.Bus.NKeySeedFile)
-	for i := range c.Feeds {
-		c.Feeds[i] = c.abs(c.Feeds[i])
-		if err := isDir(c.Feeds[i]); err != nil {
-			return fmt.Errorf("feeds[%d]: %w", i, err)
+	if c.Feeds != "" {
+		c.Feeds = c.abs(c.Feeds)
+		if err := isDir(c.Feeds); err != nil {
+			return fmt.Errorf("feeds: %w", err)
 		}
 	}
 	for i := range c.YARA {

@@ -33,7 +33,7 @@ func TestConfigErrors(t *testing.T) {
 		{"duplicate key", base + "host: {id: h-1, addresses: [nope]}\n", "mapping key \"host\" already defined"},
 		{"rules mode", base + "rules: {mode: remote}\n", `rules.mode: "remote" is not local or publish`},
 		{"publish with dirs", base + "rules: {mode: publish, dirs: [" + dir + "]}\n", "rules: dirs and dry_run are for mode local"},
-		{"missing feed dir", base + "feeds: [" + filepath.Join(dir, "nope") + "]\n", "feeds[0]:"},
+		{"missing feed dir", base + "feeds: " + filepath.Join(dir, "nope") + "\n", "feeds: stat"},
 		{"metrics not loopback", base + "metrics: {listen: 0.0.0.0:9470}\n", `metrics.listen: "0.0.0.0:9470" is not a loopback address`},
 		{"listen not loopback", base + "bus: {listen: 192.0.2.1:4222}\n", "bus.listen:"},
 		{"listen with urls", base + "bus: {urls: [\"nats://192.0.2.1:4222\"], listen: 127.0.0.1:4222}\n", "listen and data_dir are for the embedded bus"},
@@ -64,14 +64,14 @@ func TestConfigRelativePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := filepath.Join(dir, "agent.yaml")
-	if err := os.WriteFile(p, []byte("host: {id: h-1}\nstate_dir: state\nfeeds: [feeds]\nsources: {events: ev.jsonl}\n"), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte("host: {id: h-1}\nstate_dir: state\nfeeds: feeds\nsources: {events: ev.jsonl}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := LoadConfig(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.StateDir != filepath.Join(dir, "state") || c.Feeds[0] != filepath.Join(dir, "feeds") || c.Sources.Events != filepath.Join(dir, "ev.jsonl") ||
+	if c.StateDir != filepath.Join(dir, "state") || c.Feeds != filepath.Join(dir, "feeds") || c.Sources.Events != filepath.Join(dir, "ev.jsonl") ||
 		c.Bus.DataDir != filepath.Join(dir, "state", "nats") || c.Isolation.ControlSocket != filepath.Join(dir, "state", "control.sock") {
 		t.Errorf("paths: %+v", c)
 	}

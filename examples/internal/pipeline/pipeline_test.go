@@ -1,0 +1,134 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cordonsec/cordon/bus"
+	"github.com/cordonsec/cordon/isolation"
+	"github.com/cordonsec/cordon/response"
+)
+
+func TestIsolationCommand(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		action bus.Action
+		args   string
+		want   isolation.Command
+		excl   bool
+		err    string
+	}{
+		{name: "automatic from the engine", action: bus.ActionIsolate, args: `{"mode":"automatic","duration":"30m","reason":"r"}`,
+			want: isolation.Command{ID: "c", Action: isolation.ActionIsolate, Mode: isolation.ModeAutomatic, Duration: isolation.Duration(30 * time.Minute), Reason: "r", Requester: "K"}},
+		{name: "manual with exclusions", action: bus.ActionIsolate, args: `{"mode":"manual","exclusions":{"profiles":[],"rules":["in tcp lport=22"]}}`,
+			want: isolation.Command{ID: "c", Action: isolation.ActionIsolate, Mode: isolation.ModeManual, Requester: "K"}, excl: true},
+		{name: "release without args", action: bus.ActionRelease,
+			want: isolation.Command{ID: "c", Action: isolation.ActionRelease, Requester: "K"}},
+		{name: "unknown arg", action: bus.ActionIsolate, args: `{"mode":"manual","forever":true}`, err: `unknown field "forever"`},
+		{name: "exclusions for automatic", action: bus.ActionIsolate, args: `{"mode":"automatic","exclusions":{}}`, err: "only for a manual isolation"},
+		{name: "bad exclusion rule", action: bus.ActionIsolate, args: `{"mode":"manual","exclusions":{"rules":["sideways"]}}`, err: "args"},
+		{name: "unknown action", action: "reboot", err: `unknown action "reboot"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := bus.Command{ID: "c", Issuer: "K", Action: tc.action}
+			if tc.args != "" {
+				c.Args = json.RawMessage(tc.args)
+			}
+			got, x, err := IsolationCommand(c)
+			if tc.err != "" {
+				if err == nil || !errors.Is(err, ErrBadCommand) || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want || (x != nil) != tc.excl {
+				t.Fatalf("got %+v %v, want %+v", got, x, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewCommandRoundTrip(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	x := isolation.Exclusions{Profiles: []isolation.Profile{isolation.ProfileDNSClient}}
+	c, err := NewCommand("h-1", bus.ActionIsolate, &CommandArgs{Mode: isolation.ModeManual, UntilReleased: true, Exclusions: &x}, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Expires.Equal(now.Add(time.Hour)) {
+		t.Errorf("expires %v", c.Expires)
+	}
+	got, gx, err := IsolationCommand(c)
+	if err != nil || !got.UntilReleased || got.Mode != isolation.ModeManual || gx == nil || !gx.Equal(x) {
+		t.Fatalf("round trip: %+v %v %v", got, gx, err)
+	}
+}
+
+func TestPlainYAML(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"a: 1\nb: [x, y]\n", true},
+		{"a: &x 1\nb: *x\n", false},
+		{"a: !!str 1\n", false},
+		{"a: 'quoted & * !'\n", true},
+	} {
+		err := PlainYAML([]byte(tc.in))
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrYAMLAlias)) {
+			t.Errorf("%q: %v", tc.in, err)
+		}
+	}
+}
+
+func TestLocalIsolatorExtendsNeverShortens(t *testing.T) {
+	var l LocalIsolator
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	steps := []struct {
+		until, want time.Time
+	}{
+		{t0.Add(8 * time.Hour), t0.Add(8 * time.Hour)},
+		{t0.Add(time.Hour), t0.Add(8 * time.Hour)},
+		{t0.Add(10 * time.Hour), t0.Add(10 * time.Hour)},
+	}
+	for i, s := range steps {
+		got, err := l.Isolate(ctx, response.IsolateRequest{Host: "h", Until: s.until})
+		if err != nil || !got.Equal(s.want) {
+			t.Fatalf("step %d: %v %v, want %v", i, got, err, s.want)
+		}
+	}
+	if _, on := l.Deadline("h", t0.Add(9*time.Hour)); !on {
+		t.Error("not isolated at +9h")
+	}
+	if _, on := l.Deadline("h", t0.Add(10*time.Hour)); on {
+		t.Error("still isolated at the deadline")
+	}
+	l.Release(ctx, response.ReleaseRequest{Host: "h"})
+	if _, on := l.Deadline("h", t0); on {
+		t.Error("isolated after release")
+	}
+	if _, err := l.Isolate(ctx, response.IsolateRequest{}); err == nil {
+		t.Error("no host accepted")
+	}
+}
+
+func TestClock(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	c := NewClock(t0)
+	c.Advance(-time.Hour)
+	c.Set(t0.Add(-time.Minute))
+	if !c.Now().Equal(t0) {
+		t.Fatalf("clock went back: %v", c.Now())
+	}
+	if got := c.Advance(8 * time.Hour); !got.Equal(t0.Add(8 * time.Hour)) {
+		t.Fatalf("advance: %v", got)
+	}
+}
