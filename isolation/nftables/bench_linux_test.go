@@ -89,7 +89,7 @@ func BenchmarkEnd1000Connections(b *testing.B) {
 	needRoot(b)
 	h, p := newNS(b, "h"), newNS(b, "p")
 	link(b, h, []string{"192.0.2.1/24"}, p, []string{"192.0.2.2/24"})
-	listenTCP(b, p, "192.0.2.2:7000")
+	srv := listenTCP(b, p, "192.0.2.2:7000")
 	e := enforcerIn(b, h)
 	ctx := context.Background()
 	plan := isolation.Plan{Rules: []isolation.Rule{isolation.NeighborDiscoveryRule()}}
@@ -119,6 +119,11 @@ func BenchmarkEnd1000Connections(b *testing.B) {
 		}
 		for _, c := range conns {
 			_ = c.Close()
+		}
+		// The peer never saw the resets (the isolation dropped them): close
+		// its side too, or new connections would meet stale ones.
+		for range conns {
+			closeNow(<-srv.conns)
 		}
 		b.StartTimer()
 	}
