@@ -33,6 +33,13 @@ func newProbeHost(t *testing.T) *probeHost {
 	link(t, ph.h, []string{"192.0.2.1/24", "2001:db8:ff::1/64"}, ph.p, peerAddrs)
 	ipCmd(t, "-n", ph.h.name, "route", "add", "198.18.0.0/15", "via", "192.0.2.2")
 	ipCmd(t, "-n", ph.h.name, "-6", "route", "add", "2001:db8::/32", "via", "2001:db8:ff::2")
+	// Resolve the gateway before any isolation, so that probes that must
+	// pass are not slowed by a first neighbour discovery.
+	for _, gw := range []string{"192.0.2.2", "2001:db8:ff::2"} {
+		if !pingWorks(ph.h, netip.MustParseAddr(gw), passWait) {
+			t.Fatalf("no route to the peer %s before isolation", gw)
+		}
+	}
 	return ph
 }
 
