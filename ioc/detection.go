@@ -121,16 +121,23 @@ func DecodeDetection(data []byte) (Detection, error) {
 
 // UnmarshalJSON decodes strictly and validates, as DecodeDetection does.
 func (d *Detection) UnmarshalJSON(data []byte) error {
+	// The embedded event is decoded by the same strict decoder, as a type
+	// without methods, rather than by Event.UnmarshalJSON, which would
+	// parse its bytes a second time; Validate checks it afterwards.
 	type plain Detection
-	var p plain
+	type plainEvent Event
+	var p struct {
+		*plain
+		Event *plainEvent `json:"event"`
+	}
+	p.plain = &plain{}
 	if err := decodeStrict(data, &p, ErrInvalidDetection); err != nil {
-		if fe, ok := err.(*FieldError); ok && fe.Err == ErrInvalidEvent {
-			// The embedded event's own error: keep its reason, place it.
-			return &FieldError{Field: joinField("event", fe.Field), Reason: fe.Reason, Err: ErrInvalidDetection}
-		}
 		return err
 	}
-	det := Detection(p)
+	det := Detection(*p.plain)
+	if p.Event != nil {
+		det.Event = Event(*p.Event)
+	}
 	if err := det.Validate(); err != nil {
 		return err
 	}

@@ -175,12 +175,20 @@ func (ev *Event) Validate() error {
 	if err := ev.Host.validate("host", ErrInvalidEvent); err != nil {
 		return err
 	}
-	blocks := map[EventKind]bool{
-		EventFile: ev.File != nil, EventProcess: ev.Process != nil, EventNetwork: ev.Network != nil,
-		EventDNS: ev.DNS != nil, EventHTTP: ev.HTTP != nil, EventRegistry: ev.Registry != nil,
-		EventMutex: ev.Mutex != nil,
+	blocks := [...]struct {
+		kind    EventKind
+		present bool
+	}{
+		{EventFile, ev.File != nil}, {EventProcess, ev.Process != nil}, {EventNetwork, ev.Network != nil},
+		{EventDNS, ev.DNS != nil}, {EventHTTP, ev.HTTP != nil}, {EventRegistry, ev.Registry != nil},
+		{EventMutex, ev.Mutex != nil},
 	}
-	has, known := blocks[ev.Kind]
+	known, has := false, false
+	for _, b := range blocks {
+		if b.kind == ev.Kind {
+			known, has = true, b.present
+		}
+	}
 	switch {
 	case ev.Kind == "":
 		return bad("kind", "is required")
@@ -189,9 +197,9 @@ func (ev *Event) Validate() error {
 	case !has:
 		return bad(string(ev.Kind), "is required for kind %q", ev.Kind)
 	}
-	for k, present := range blocks {
-		if present && k != ev.Kind {
-			return bad(string(k), "is not allowed in an event of kind %q", ev.Kind)
+	for _, b := range blocks {
+		if b.present && b.kind != ev.Kind {
+			return bad(string(b.kind), "is not allowed in an event of kind %q", ev.Kind)
 		}
 	}
 	switch ev.Kind {
@@ -345,6 +353,43 @@ func decodeError(data []byte, v any, err error, sentinel error) error {
 	return &FieldError{Reason: err.Error(), Err: sentinel}
 }
 
+// jsonFields adds the JSON names of t's fields to fields, with the fields
+// of embedded structs, the shallower name winning as in encoding/json.
+func jsonFields(t reflect.Type, fields map[string]reflect.Type) {
+	var embedded []reflect.Type
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			et := f.Type
+			for et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				embedded = append(embedded, et)
+				continue
+			}
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fields[strings.ToLower(name)] = f.Type
+	}
+	for _, et := range embedded {
+		inner := map[string]reflect.Type{}
+		jsonFields(et, inner)
+		for k, v := range inner {
+			if _, ok := fields[k]; !ok {
+				fields[k] = v
+			}
+		}
+	}
+}
+
 // unknownFieldPath walks data along type t and returns the dotted path of
 // the first object key that t has no field for.
 func unknownFieldPath(data []byte, t reflect.Type, prefix string) string {
@@ -361,14 +406,7 @@ func unknownFieldPath(data []byte, t reflect.Type, prefix string) string {
 			return ""
 		}
 		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "" {
-				name = f.Name
-			}
-			fields[strings.ToLower(name)] = f.Type
-		}
+		jsonFields(t, fields)
 		for key, raw := range obj {
 			ft, ok := fields[strings.ToLower(key)]
 			if !ok {

@@ -486,16 +486,19 @@ func (r *Rules) verifySplit(x *scanCtx, p *pattern, pi, at int) {
 	end := at + n
 	m.rev = true
 	m.low = max(0, at-reScanLimit)
-	m.steps = 0
-	var starts []int
-	m.match(p.bwd, at, func(s int) bool {
-		if !slices.Contains(starts, s) {
-			starts = append(starts, s)
-		}
-		return false // enumerate every start
-	})
+	in := newPosSet(at - m.low)
+	in.add(at - m.low)
+	reach := m.reachBack(p.bwd, in)
 	m.rev = false
 	defer func() { m.wide = p.wide }()
+	var starts []int
+	for wi, word := range reach {
+		for word != 0 {
+			b := trailingZeros(word)
+			word &= word - 1
+			starts = append(starts, m.low+wi*64+b)
+		}
+	}
 	for _, s := range starts {
 		if end-s <= 0 || end-s > reScanLimit {
 			continue
