@@ -45,6 +45,7 @@ type agent struct {
 	kvDirty chan struct{}
 	wg      sync.WaitGroup
 	pending sync.Map // isolate request id -> time of its detection
+	sink    isolationSink
 
 	// ready is closed when the agent is running (tests).
 	ready       chan struct{}
@@ -87,6 +88,9 @@ func runAgent(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- *
 	if a.enf, err = newEnforcer(cfg, log); err != nil {
 		return fmt.Errorf("isolation: %w", err)
 	}
+	// Audit events are published from a queue: the bus is not waited for
+	// while the firewall changes.
+	a.sink = isolationSink{a: a, async: pipeline.NewAsyncSink(pipeline.EventSink{Bus: a.bus}, 4096, log.With("component", "audit"))}
 	mgmt, err := managementEndpoints(cfg.Bus.URLs)
 	if err != nil {
 		return err
@@ -94,7 +98,7 @@ func runAgent(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- *
 	a.mgr, err = isolation.New(isolation.Config{
 		Host: cfg.Host.ID, Enforcer: a.enf,
 		Store:      isolation.FileStore{Path: cfg.StateDir + string(os.PathSeparator) + "isolation.json"},
-		Sink:       pipeline.EventSink{Bus: a.bus, Next: a.onIsolationEvent},
+		Sink:       a.sink,
 		Management: mgmt,
 		Automatic:  cfg.Isolation.automatic, Manual: cfg.Isolation.manual,
 		DeadMan: cfg.Isolation.deadMan,
@@ -211,6 +215,11 @@ func (a *agent) shutdown() {
 	}
 	if a.enf != nil {
 		a.enf.Close()
+	}
+	if a.sink.async != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		a.sink.async.Close(ctx)
+		cancel()
 	}
 	if a.bus != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -331,6 +340,18 @@ func (a *agent) handleCommand(ctx context.Context, c bus.Command, _ bus.Delivery
 		a.log.Warn("command failed", "id", c.ID, "err", res.Error)
 	}
 	return nil
+}
+
+// isolationSink logs and measures each Manager event at once, and queues
+// it for the bus.
+type isolationSink struct {
+	a     *agent
+	async *pipeline.AsyncSink
+}
+
+func (s isolationSink) Publish(ctx context.Context, e isolation.Event) error {
+	s.a.onIsolationEvent(e)
+	return s.async.Publish(ctx, e)
 }
 
 func (a *agent) onIsolationEvent(e isolation.Event) {
