@@ -30,7 +30,7 @@ type Enforcer struct {
 	closed bool
 	conn   *gnft.Conn      // nftables, in ns
 	nl     *netlink.Handle // conntrack and addresses, in ns
-	gen    *genSocket      // ruleset generation, in ns
+	gen    *nfSocket       // ruleset generation, in ns
 
 	// verified is the table this enforcer last read back and found to be
 	// exactly its plan, with the ruleset generation read just before. While
@@ -70,7 +70,7 @@ func New(cfg Config) (*Enforcer, error) {
 		_ = ns.Close()
 		return nil, fmt.Errorf("nftables: %w: netlink handle: %w", ErrNetlink, err)
 	}
-	gen, err := openGen(ns)
+	gen, err := openNFSocket(ns)
 	if err != nil {
 		nl.Close()
 		_ = conn.CloseLasting()

@@ -11,18 +11,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// genSocket asks nftables for the ruleset generation of the namespace: a
-// counter the kernel bumps on every committed change to any table. An
-// unchanged generation since the enforcer last read its table back proves
-// the table unchanged, so Apply of the same plan needs no dump.
-type genSocket struct {
+// nfSocket is a raw nfnetlink socket in the enforcer's namespace. It asks
+// nftables for the ruleset generation (generation) and sends batches
+// (sendBatch). The generation is a counter the kernel bumps on every
+// committed change to any table: unchanged since the enforcer last read its
+// table back, it proves the table unchanged, so Apply of the same plan
+// needs no dump.
+type nfSocket struct {
 	fd  int
 	seq uint32
 	buf []byte
 }
 
-func openGen(ns *os.File) (*genSocket, error) {
-	var g *genSocket
+func openNFSocket(ns *os.File) (*nfSocket, error) {
+	var g *nfSocket
 	err := inNamespace(ns, func() error {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 		if err != nil {
@@ -39,16 +41,16 @@ func openGen(ns *os.File) (*genSocket, error) {
 			_ = unix.Close(fd)
 			return fmt.Errorf("%w: nfnetlink send buffer: %w", ErrNetlink, err)
 		}
-		g = &genSocket{fd: fd, buf: make([]byte, 1<<16)}
+		g = &nfSocket{fd: fd, buf: make([]byte, 1<<16)}
 		return nil
 	})
 	return g, err
 }
 
-func (g *genSocket) close() error { return unix.Close(g.fd) }
+func (g *nfSocket) close() error { return unix.Close(g.fd) }
 
 // generation returns the current ruleset generation.
-func (g *genSocket) generation() (uint32, error) {
+func (g *nfSocket) generation() (uint32, error) {
 	g.seq++
 	req := nlHeader(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN, unix.NLM_F_REQUEST, g.seq, 4)
 	req = append(req, unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0)
@@ -130,7 +132,7 @@ func (b *batchSender) dial(req []mnl.Message) ([]mnl.Message, error) {
 // has been committed or aborted and every reply is queued. Errors are
 // reported for any failing command whether or not it asked for an
 // acknowledgement.
-func (g *genSocket) sendBatch(msgs []mnl.Message) error {
+func (g *nfSocket) sendBatch(msgs []mnl.Message) error {
 	if len(msgs) < 3 {
 		return errors.New("empty batch")
 	}
