@@ -75,10 +75,13 @@ func startAgent(t *testing.T, events string, extra string) *agentEnv {
 		"state_dir: state\n" +
 		"feeds: " + cases + "/feeds\n" +
 		"yara: [" + cases + "/yara]\n" +
-		"rules: {dirs: [" + cases + "/rules]}\n" +
+		"" +
 		"isolation: {enforce: false, password_hash: '" + hash + "', automatic: {profiles: [dns-client]}}\n" +
 		"metrics: {listen: 127.0.0.1:0}\n" +
 		"log: {level: debug}\n" + extra
+	if !strings.Contains(extra, "rules:") {
+		cfg += "rules: {dirs: [" + cases + "/rules]}\n"
+	}
 	if !strings.Contains(extra, "sources:") {
 		cfg += "sources: {events: events.jsonl}\n"
 	}
@@ -228,5 +231,25 @@ func TestAgentUsage(t *testing.T) {
 	}
 	if ok, err := isolation.VerifyPassword(strings.TrimSpace(out.String()), "long enough"); !ok || err != nil {
 		t.Fatalf("hash %q does not verify: %v", out.String(), err)
+	}
+}
+
+func TestAgentPublishOnly(t *testing.T) {
+	env := startAgent(t, criticalEvent, "rules: {mode: publish}\n")
+	a := env.a
+	js := a.bus.JetStream()
+	waitUntil(t, "the detection on the bus", func() bool {
+		st, err := js.Stream(context.Background(), "CORDON_DETECTIONS")
+		if err != nil {
+			return false
+		}
+		info, err := st.Info(context.Background())
+		return err == nil && info.State.Msgs == 1
+	})
+	if a.engine != nil {
+		t.Fatal("publish mode runs a response engine")
+	}
+	if st := a.mgr.Status(); st.State != isolation.StateOff {
+		t.Fatalf("publish mode isolated the host: %+v", st)
 	}
 }
