@@ -346,7 +346,7 @@ func (e *Enforcer) read() (state, error) {
 			}
 			continue
 		}
-		rules, err := e.conn.GetRules(table, baseChain(id))
+		rules, err := e.gen.dumpRules(id)
 		if err != nil {
 			return st, fmt.Errorf("%w: list rules of %s: %w", ErrNetlink, id, err)
 		}
@@ -354,15 +354,19 @@ func (e *Enforcer) read() (state, error) {
 		st.head[id] = len(rules) >= len(head)
 		for i, r := range rules {
 			if i < len(head) {
-				if slices.EqualFunc(r.Exprs, head[i], exprEqual) {
+				if r.foreign == "" && slices.EqualFunc(r.exprs, head[i], exprEqual) {
 					continue
 				}
 				st.head[id] = false
 			}
-			a, err := decodeRule(id, r.Exprs, r.UserData, sets)
+			var a atom
+			err := fmt.Errorf("expression %q is not one this adapter writes", r.foreign)
+			if r.foreign == "" {
+				a, err = decodeRule(id, r.exprs, r.userData, sets)
+			}
 			if err != nil {
 				if st.ruleIssue == "" {
-					st.ruleIssue = fmt.Sprintf("chain %s, rule %d (handle %d): %v", id, i+1, r.Handle, err)
+					st.ruleIssue = fmt.Sprintf("chain %s, rule %d (handle %d): %v", id, i+1, r.handle, err)
 				}
 				continue
 			}
