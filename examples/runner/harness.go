@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/cordonsec/cordon/bus"
 	"github.com/cordonsec/cordon/examples/internal/pipeline"
-	"github.com/cordonsec/cordon/ioc"
 	"github.com/cordonsec/cordon/isolation"
 	"github.com/cordonsec/cordon/isolation/isolationtest"
 	"github.com/cordonsec/cordon/response"
@@ -24,12 +22,11 @@ import (
 // commands, and the isolation Manager (fake enforcer) consuming them.
 type harness struct {
 	c        *Case
-	clock    *pipeline.Clock
+	clock    *isolationtest.Clock
 	bus      *bus.Bus
 	matcher  *pipeline.Matcher
 	engine   *response.Engine
 	operator nkeys.KeyPair
-	store    *shiftStore
 	fake     *isolationtest.Fake
 	auto     isolation.ModeConfig
 	manual   isolation.ModeConfig
@@ -43,7 +40,6 @@ type harness struct {
 	mgr       *isolation.Manager
 	decisions map[string]*response.Decision
 	isoEvents []isolation.Event
-	virtual   map[int64]time.Time // Manager-frame deadline (UnixNano) -> virtual deadline
 	published int
 	handled   int
 	results   []isolation.Result
@@ -55,12 +51,10 @@ const stepTimeout = 20 * time.Second
 
 func newHarness(ctx context.Context, c *Case, dataDir string) (_ *harness, err error) {
 	h := &harness{
-		c: c, clock: pipeline.NewClock(c.start),
+		c: c, clock: isolationtest.NewClock(c.start),
 		changed:   make(chan struct{}),
 		decisions: map[string]*response.Decision{},
-		virtual:   map[int64]time.Time{},
 		fake:      isolationtest.NewFake(),
-		store:     &shiftStore{},
 	}
 	defer func() {
 		if err != nil {
@@ -211,15 +205,11 @@ func (h *harness) waitFor(ctx context.Context, what string, cond func() bool) er
 	}
 }
 
-// startManager makes a Manager over the same fake host and store (as an
-// agent that starts again) and restores the persisted state.
+// startManager makes the Manager, on the virtual clock, and restores
+// its (empty) state.
 func (h *harness) startManager(ctx context.Context) error {
-	enf := h.fake
-	if h.mgr != nil {
-		enf = h.fake.Reopen()
-	}
 	m, err := isolation.New(isolation.Config{
-		Host: h.c.Host.ID, Enforcer: enf, Store: h.store,
+		Host: h.c.Host.ID, Enforcer: h.fake, Store: &isolation.MemoryStore{}, Clock: h.clock,
 		Sink:      pipeline.EventSink{Bus: h.bus, Next: h.onIsolationEvent},
 		Automatic: h.auto, Manual: h.manual,
 	})
@@ -232,21 +222,29 @@ func (h *harness) startManager(ctx context.Context) error {
 	return m.Restore(ctx)
 }
 
-// advance moves the virtual clock by d. The Manager reads the wall clock
-// (see /work/notes/needs-isolation.md), so it is restarted over a store
-// whose persisted times are moved back by d: Restore then releases an
-// isolation whose deadline passed, or re-applies one still in force with
-// the same deadline.
+// advance moves the virtual clock by d. The Manager's timers fire; when
+// its deadline falls due, advance waits until the Manager has released
+// the host (its scheduler acts on its own goroutine).
 func (h *harness) advance(ctx context.Context, d time.Duration) error {
-	h.clock.Advance(d)
+	m := h.manager()
+	st := m.Status()
+	due := st.State != isolation.StateOff && !st.UntilReleased && !st.Deadline.IsZero() &&
+		!st.Deadline.After(h.clock.Now().Add(d))
 	h.mu.Lock()
-	m := h.mgr
+	first := len(h.isoEvents)
 	h.mu.Unlock()
-	if err := m.Close(); err != nil {
-		return err
+	h.clock.Advance(d)
+	if !due {
+		return nil
 	}
-	h.store.shiftBy(d)
-	return h.startManager(ctx)
+	return h.waitFor(ctx, "release at the deadline", func() bool {
+		for _, e := range h.isoEvents[first:] {
+			if e.Kind == isolation.EventReleased || e.Kind == isolation.EventFailed {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func (h *harness) manager() *isolation.Manager {
@@ -256,23 +254,7 @@ func (h *harness) manager() *isolation.Manager {
 }
 
 func (h *harness) onIsolationEvent(e isolation.Event) {
-	h.update(func() {
-		h.isoEvents = append(h.isoEvents, e)
-		if !e.Deadline.IsZero() {
-			h.virtual[e.Deadline.UnixNano()] = h.clock.Now().Add(e.Deadline.Sub(e.Time)).Round(time.Second)
-		}
-	})
-}
-
-// virtualTime converts a deadline in the Manager's frame to the virtual
-// clock's, using the audit event that set it.
-func (h *harness) virtualTime(t time.Time, changedAt time.Time) time.Time {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if v, ok := h.virtual[t.UnixNano()]; ok {
-		return v
-	}
-	return h.clock.Now().Add(t.Sub(changedAt)).Round(time.Second)
+	h.update(func() { h.isoEvents = append(h.isoEvents, e) })
 }
 
 func (h *harness) handleCommand(ctx context.Context, c bus.Command, _ bus.Delivery) error {
@@ -312,44 +294,3 @@ func (s recordSink) Record(ctx context.Context, d *response.Decision) error {
 	s.h.update(func() { s.h.decisions[d.DetectionID] = d })
 	return nil
 }
-
-// shiftStore is an isolation.Store in memory whose next Load returns the
-// record with its times moved back by the pending shift: the Manager's
-// wall-clock view of a record after the virtual clock moved on.
-type shiftStore struct {
-	mu    sync.Mutex
-	rec   isolation.Record
-	ok    bool
-	shift time.Duration
-}
-
-func (s *shiftStore) shiftBy(d time.Duration) {
-	s.mu.Lock()
-	s.shift += d
-	s.mu.Unlock()
-}
-
-func (s *shiftStore) Load(context.Context) (isolation.Record, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ok && s.shift != 0 {
-		if !s.rec.Since.IsZero() {
-			s.rec.Since = s.rec.Since.Add(-s.shift)
-		}
-		if !s.rec.Deadline.IsZero() {
-			s.rec.Deadline = s.rec.Deadline.Add(-s.shift)
-		}
-	}
-	s.shift = 0
-	return s.rec, s.ok, nil
-}
-
-func (s *shiftStore) Save(_ context.Context, r isolation.Record) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rec, s.ok = r, true
-	return nil
-}
-
-var _ = errors.New
-var _ ioc.Event

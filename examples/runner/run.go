@@ -212,11 +212,7 @@ func (h *harness) compare(s *Step, sr *stepResult, firstEvent int, cmdResult *is
 		l := h.isolationLine(e)
 		gotIso = append(gotIso, l)
 		extra := ""
-		if e.Kind == isolation.EventReleased && e.Requester == "restore" && strings.Contains(e.Reason, "deadline passed") {
-			// The runner moves the Manager's clock by restarting it (see
-			// harness.advance), so the deadline is found by Restore.
-			extra = " (deadline reached)"
-		} else if e.Reason != "" {
+		if e.Reason != "" {
 			extra = fmt.Sprintf(" (%s)", e.Reason)
 		}
 		if e.Error != "" {
@@ -376,7 +372,7 @@ func (h *harness) isolationLine(e isolation.Event) string {
 		l += " mode=" + e.Mode.String()
 	}
 	if e.Kind != isolation.EventReleased && !e.Deadline.IsZero() {
-		l += " deadline=" + fmtOffset(h.virtualTime(e.Deadline, e.Time).Sub(h.c.start))
+		l += " deadline=" + fmtOffset(e.Deadline.Sub(h.c.start))
 	}
 	return l
 }
@@ -403,7 +399,7 @@ func (h *harness) stateLine(st isolation.Status, exclusions bool) string {
 		l += " mode=" + st.Mode.String()
 	}
 	if !st.Deadline.IsZero() {
-		l += " deadline=" + fmtOffset(h.virtualTime(st.Deadline, st.ChangedAt).Sub(h.c.start))
+		l += " deadline=" + fmtOffset(st.Deadline.Sub(h.c.start))
 	}
 	if exclusions {
 		l += " exclusions=[" + strings.Join(sortedLines(st.Exclusions), "; ") + "]"

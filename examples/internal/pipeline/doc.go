@@ -1,5 +1,5 @@
 // Package pipeline holds what the example programs (runner, agent, console)
-// share to assemble cordon's pipeline: a virtual clock, feed and YARA
+// share to assemble cordon's pipeline: feed and YARA
 // matching of events, the bridge from verified bus commands to the isolation
 // Manager, the isolation audit sink on the bus, and a local isolator that
 // records what the response engine asks for.
@@ -15,5 +15,6 @@
 //
 // # Concurrency
 //
-// Clock, Matcher, EventSink and LocalIsolator are safe for concurrent use.
+// Matcher, EventSink, AsyncSink, ManagerIsolator and LocalIsolator are safe
+// for concurrent use.
 package pipeline

@@ -119,16 +119,3 @@ func TestLocalIsolatorExtendsNeverShortens(t *testing.T) {
 		t.Error("no host accepted")
 	}
 }
-
-func TestClock(t *testing.T) {
-	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	c := NewClock(t0)
-	c.Advance(-time.Hour)
-	c.Set(t0.Add(-time.Minute))
-	if !c.Now().Equal(t0) {
-		t.Fatalf("clock went back: %v", c.Now())
-	}
-	if got := c.Advance(8 * time.Hour); !got.Equal(t0.Add(8 * time.Hour)) {
-		t.Fatalf("advance: %v", got)
-	}
-}
