@@ -21,6 +21,10 @@
 // false (the default of the sample configuration, agent.yaml). Prometheus
 // metrics are served on metrics.listen, a loopback address.
 //
+// A try-out on any OS, with the embedded bus and the example feeds and rules:
+//
+//	go run ./examples/agent run --config examples/agent/agent.yaml < examples/agent/events.jsonl
+//
 // status, exclusions and release talk to the local control socket (root
 // only); release asks for the local password, whose argon2id hash
 // hash-password makes for isolation.password_hash.
