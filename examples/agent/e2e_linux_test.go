@@ -239,6 +239,7 @@ func TestEndToEnd(t *testing.T) {
 	// Namespaces: host has a link to srv (198.18.1.0/24) and one to peer
 	// (198.18.2.0/24).
 	for _, ns := range []string{e.srv, e.host, e.peer} {
+		exec.Command("ip", "netns", "del", ns).Run() // left by a killed run with the same pid
 		e.ip("netns", "add", ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 		e.ip("-n", ns, "link", "set", "lo", "up")
