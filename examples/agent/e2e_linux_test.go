@@ -84,9 +84,12 @@ func (e *e2e) ip(args ...string) {
 	}
 }
 
-// inNS returns a command running name in namespace ns.
+// inNS returns a command running name in namespace ns; it is killed if
+// the test process dies.
 func (e *e2e) inNS(ns string, name string, args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }
 
 // agent runs the agent (this test binary) in ns.
