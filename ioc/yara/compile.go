@@ -132,7 +132,22 @@ type cstring struct {
 	private  bool
 	line     int
 	patterns []int
+	// chain is set for a hex string split at long jumps (as YARA chains
+	// them): its parts are internal strings matched on their own and
+	// linked after the scan, so the jumps are not bound by reScanLimit.
+	chain []chainLink
 }
+
+// chainLink is one part of a chained hex string: the internal string that
+// matches it and the jump before it (min..max bytes, max < 0: unbounded).
+type chainLink struct {
+	str      int
+	min, max int
+}
+
+// chainThreshold is YARA's YR_STRING_CHAINING_THRESHOLD: a hex jump whose
+// upper bound is larger (or unbounded) splits the string into chained parts.
+const chainThreshold = 200
 
 type rule struct {
 	name     string
@@ -155,6 +170,7 @@ type Rules struct {
 	pats     []*pattern
 	atoms    *atomIndex
 	noAtom   []int32 // patterns verified at every offset
+	chained  []int   // strings whose matches are linked from their parts
 	warnings []Warning
 	vars     map[string]val
 }

@@ -314,3 +314,48 @@ func TestDifferentialYaraEdges(t *testing.T) {
 		t.Error("yara matched no rule; the edge cases test nothing")
 	}
 }
+
+// TestDifferentialYaraLimits compares matches around YARA's 4096-byte
+// match limit: regexes are bound by it, hex strings with long jumps are
+// chained and are not.
+func TestDifferentialYaraLimits(t *testing.T) {
+	bin, err := exec.LookPath("yara")
+	if err != nil {
+		t.Skip("yara command not installed")
+	}
+	src := `rule hex_unbounded { strings: $a = { 4D 5A [-] 50 45 } condition: $a }
+rule hex_long { strings: $a = { 4D 5A [10-5000] 50 45 [0-300] 00 } condition: $a }
+rule re_star { strings: $a = /MZ.*PE/s condition: $a }
+rule re_bounded { strings: $a = /MZ.{0,5000}PE/s condition: $a }
+rule re_back { strings: $a = /[a-z]+PE/ condition: $a }`
+	dir := t.TempDir()
+	rulesPath := filepath.Join(dir, "r.yar")
+	writeFile(t, rulesPath, src)
+	r := mustCompile(t, src)
+	for _, gap := range []int{100, 4088, 4092, 4093, 4095, 4096, 4100, 6000} {
+		data := []byte("xxMZ" + strings.Repeat("q", gap) + "PE\x00 MZ PE")
+		dataPath := filepath.Join(dir, "d.bin")
+		if err := os.WriteFile(dataPath, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "-w", "-s", "-L", rulesPath, dataPath).CombinedOutput()
+		if err != nil {
+			t.Fatalf("yara: %v\n%s", err, out)
+		}
+		want := parseYaraL(t, out)
+		ms, err := r.ScanBytes(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]string{}
+		for _, m := range ms {
+			got[m.Rule] = []string{}
+			for _, s := range m.Strings {
+				got[m.Rule] = append(got[m.Rule], fmt.Sprintf("%d:%d", s.Offset, len(s.Data)))
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("gap %d (-yara +ours):\n%s", gap, diff)
+		}
+	}
+}

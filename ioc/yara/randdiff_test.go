@@ -75,10 +75,13 @@ func (g ruleGen) hexString() string {
 	var parts []string
 	parts = append(parts, g.pick("61", "62", "63", "00"))
 	for i := 0; i < 1+g.rng.IntN(4); i++ {
-		switch g.rng.IntN(6) {
+		switch g.rng.IntN(7) {
 		case 0:
 			lo := g.rng.IntN(3)
 			parts = append(parts, fmt.Sprintf("[%d-%d]", lo, lo+1+g.rng.IntN(3)))
+		case 6:
+			// A long jump: YARA chains the parts around it.
+			parts = append(parts, g.pick("[-]", "[2-]", "[1-250]", "[0-300]"))
 		case 1:
 			parts = append(parts, "( "+g.hexByte()+" | "+g.hexByte()+" "+g.hexByte()+" )")
 		default:
@@ -86,6 +89,16 @@ func (g ruleGen) hexString() string {
 		}
 	}
 	parts = append(parts, g.pick("61", "62", "63"))
+	// YARA 4.2.3 does not match a long (chained) jump next to another jump
+	// (a known difference): keep long jumps between bytes.
+	long := func(p string) bool {
+		return p == "[-]" || p == "[2-]" || p == "[1-250]" || p == "[0-300]"
+	}
+	for i := 1; i < len(parts); i++ {
+		if strings.HasPrefix(parts[i], "[") && strings.HasPrefix(parts[i-1], "[") && (long(parts[i]) || long(parts[i-1])) {
+			parts[i] = "61"
+		}
+	}
 	return "{ " + strings.Join(parts, " ") + " }"
 }
 
@@ -218,7 +231,7 @@ func TestDifferentialRandom(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	compared := 0
+	compared, crashed := 0, 0
 	for round := 0; round < rounds; round++ {
 		g := ruleGen{rng: rand.New(rand.NewPCG(uint64(round), 99))}
 		rules := g.rules(40)
@@ -236,6 +249,13 @@ func TestDifferentialRandom(t *testing.T) {
 			if err == nil {
 				break
 			}
+			if bytes.Contains(out, []byte("Assertion")) {
+				// YARA 4.2.3 itself aborts on some chained hex strings
+				// (_yr_scan_match_callback's assertion): nothing to compare.
+				t.Logf("round %d: yara crashed: %s", round, bytes.TrimSpace(out))
+				crashed++
+				break
+			}
 			m := yaraRuleErrRe.FindSubmatch(out)
 			if m == nil || attempt > 40 {
 				t.Fatalf("round %d: yara: %v\n%s", round, err, out)
@@ -249,6 +269,9 @@ func TestDifferentialRandom(t *testing.T) {
 					break
 				}
 			}
+		}
+		if err != nil {
+			continue // yara crashed
 		}
 		want := parseYaraL(t, out)
 		src := strings.Join(rules, "\n")
@@ -279,7 +302,10 @@ func TestDifferentialRandom(t *testing.T) {
 			compared++
 		}
 	}
-	t.Logf("compared %d random rules with yara", compared)
+	t.Logf("compared %d random rules with yara (%d rounds skipped: yara crashed)", compared, crashed)
+	if crashed > rounds/4 {
+		t.Errorf("yara crashed in %d of %d rounds", crashed, rounds)
+	}
 }
 
 // parseYaraL parses yara -s -L output into rule -> ["offset:length", ...].

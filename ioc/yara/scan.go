@@ -383,7 +383,39 @@ func (r *Rules) scan(ctx context.Context, data []byte) (*scanCtx, error) {
 		}
 		x.matches[i] = out
 	}
+	for _, si := range r.chained {
+		x.matches[si] = linkChain(x, r.strs[si].chain)
+	}
 	return x, nil
+}
+
+// linkChain builds the matches of a chained hex string from its parts'
+// matches: each match of the first part, followed by the first match of
+// each next part that starts within the jump's bounds (jumps are lazy).
+func linkChain(x *scanCtx, chain []chainLink) []smatch {
+	var out []smatch
+	for _, first := range x.matches[chain[0].str] {
+		end := first.off + int64(first.n)
+		ok := true
+		for _, l := range chain[1:] {
+			ms := x.matches[l.str]
+			lo := end + int64(l.min)
+			i, _ := slices.BinarySearchFunc(ms, lo, func(m smatch, t int64) int { return cmpOrdered(m.off, t) })
+			if i >= len(ms) || (l.max >= 0 && ms[i].off > end+int64(l.max)) {
+				ok = false
+				break
+			}
+			end = ms[i].off + int64(ms[i].n)
+		}
+		if ok && len(out) < maxStringMatches {
+			n := end - first.off
+			if n > 1<<31-1 {
+				n = 1<<31 - 1
+			}
+			out = append(out, smatch{off: first.off, seq: first.seq, n: int32(n), pat: first.pat})
+		}
+	}
+	return out
 }
 
 func fullwordOK(data []byte, start, end int, wide bool) bool {
@@ -500,7 +532,7 @@ func (r *Rules) verifySplit(x *scanCtx, p *pattern, pi, at int) {
 		}
 	}
 	for _, s := range starts {
-		if end-s <= 0 || end-s > reScanLimit {
+		if end-s <= 0 { // forward and backward are each limited to reScanLimit, as in YARA
 			continue
 		}
 		if p.fullword && !fullwordOK(data, s, end, m.wide) {

@@ -96,6 +96,7 @@ func (c *compiler) compileString(s ast.String) error {
 		return c.errAtLine(kind, c.cur.name, line, col, fmt.Sprintf("string %s: ", cs.id)+fmt.Sprintf(format, a...))
 	}
 	var pats []*pattern
+	var chainPats []*pattern // one per chained part, see cstring.chain
 	var quality = 1 << 30
 	var warnSlow bool
 	switch t := s.(type) {
@@ -219,8 +220,26 @@ func (c *compiler) compileString(s ast.String) error {
 		if err != nil {
 			return strErr(ErrInvalidString, "invalid hex string: %v", err)
 		}
-		pats = append(pats, &pattern{re: re})
 		quality = reQuality(re)
+		parts, gaps := splitChain(t.Tokens)
+		if len(parts) > 1 {
+			for i, part := range parts {
+				node, err := hexNode(part, 0)
+				if err != nil {
+					return strErr(ErrInvalidString, "invalid hex string: %v", err)
+				}
+				p := &pattern{re: node}
+				reAtom(p)
+				link := chainLink{str: si + 1 + i}
+				if i > 0 {
+					link.min, link.max = gaps[i-1][0], gaps[i-1][1]
+				}
+				cs.chain = append(cs.chain, link)
+				chainPats = append(chainPats, p)
+			}
+			break
+		}
+		pats = append(pats, &pattern{re: re})
 		reAtom(pats[0])
 	default:
 		return strErr(ErrSyntax, "unsupported string type %T", s)
@@ -243,7 +262,58 @@ func (c *compiler) compileString(s ast.String) error {
 	if s.GetIdentifier() != "" {
 		c.curStrs[s.GetIdentifier()] = si
 	}
+	if len(cs.chain) > 0 {
+		c.out.chained = append(c.out.chained, si)
+		for i, p := range chainPats {
+			part := &cstring{id: fmt.Sprintf("%s(part %d)", cs.id, i+1), rule: cs.rule, private: true, line: cs.line}
+			p.str = len(c.out.strs)
+			part.patterns = []int{len(c.out.pats)}
+			c.out.pats = append(c.out.pats, p)
+			c.out.strs = append(c.out.strs, part)
+		}
+	}
 	return nil
+}
+
+// splitChain splits top-level hex tokens at jumps longer than
+// chainThreshold (or unbounded), returning the parts and the jumps between
+// them as [min, max] (max -1: unbounded).
+func splitChain(tokens ast.HexTokens) ([]ast.HexTokens, [][2]int) {
+	var parts []ast.HexTokens
+	var gaps [][2]int
+	start := 0
+	for i, tok := range tokens {
+		j, ok := tok.(*ast.HexJump)
+		if !ok || i == 0 || i == len(tokens)-1 {
+			continue
+		}
+		if j.End != 0 && j.End <= chainThreshold {
+			continue
+		}
+		max := j.End
+		if max == 0 {
+			max = -1
+		}
+		parts = append(parts, tokens[start:i])
+		gaps = append(gaps, [2]int{j.Start, max})
+		start = i + 1
+	}
+	if len(gaps) == 0 {
+		return nil, nil
+	}
+	parts = append(parts, tokens[start:])
+	for _, p := range parts {
+		if len(p) == 0 {
+			return nil, nil // consecutive jumps: leave unsplit
+		}
+		if _, ok := p[0].(*ast.HexJump); ok {
+			return nil, nil
+		}
+		if _, ok := p[len(p)-1].(*ast.HexJump); ok {
+			return nil, nil
+		}
+	}
+	return parts, gaps
 }
 
 var base64ModRe = regexp.MustCompile(`\bbase64(wide)?\b\s*(\(\s*"((?:[^"\\]|\\.)*)"\s*\))?`)
