@@ -230,6 +230,12 @@ func (c *compiler) compileString(s ast.String) error {
 				}
 				p := &pattern{re: node}
 				reAtom(p)
+				// YARA rates each chained part's atoms on their own.
+				if i == 0 {
+					quality = reQuality(node)
+				} else {
+					quality = min(quality, reQuality(node))
+				}
 				link := chainLink{str: si + 1 + i}
 				if i > 0 {
 					link.min, link.max = gaps[i-1][0], gaps[i-1][1]
