@@ -213,7 +213,8 @@ func latencies(log string) []time.Duration {
 // the events at the console); the agent killed and restarted keeps the
 // isolation and its deadline; the deadline passes and the host is released.
 // It measures the detection-to-enforcement latency over
-// CORDON_E2E_SAMPLES isolations (default 5).
+// CORDON_E2E_SAMPLES isolations (default 5), and checks its p99 against
+// CORDON_E2E_P99_GOAL when set (e.g. 100ms).
 func TestEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") != "" {
@@ -394,4 +395,15 @@ func TestEndToEnd(t *testing.T) {
 	p := func(q float64) time.Duration { return ls[max(0, int(math.Ceil(q*float64(len(ls))))-1)] }
 	t.Logf("detection-to-enforcement latency over %d isolations (nftables, read back): p50 %v, p99 %v, max %v",
 		len(ls), p(0.5), p(0.99), ls[len(ls)-1])
+	// The goal is checked on request only: on a shared CI machine the
+	// tail depends on the load.
+	if g := os.Getenv("CORDON_E2E_P99_GOAL"); g != "" {
+		goal, err := time.ParseDuration(g)
+		if err != nil {
+			t.Fatalf("CORDON_E2E_P99_GOAL: %v", err)
+		}
+		if p(0.99) > goal {
+			t.Errorf("p99 %v above the goal %v", p(0.99), goal)
+		}
+	}
 }
