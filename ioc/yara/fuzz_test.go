@@ -16,6 +16,7 @@ var fuzzRuleSeeds = []string{
 	`rule a { strings: $a = "a" condition: $a in (1..1) and #a in (0x1..1) < 2 }`,
 	`rule a { strings: $ = "q" $ = "r" condition: for any of ($*) : ($ in (0..10)) }`,
 	"rule a { condition: \"\\xE9\" matches /\\xE9+$/ }",
+	`rule a { strings: $a = { 4D 5A [-] 50 45 [0-300] 00 } $b = { 61 [300-] 62 } condition: $a or #b > 1 }`,
 	`rule a { strings: $a = /\w+@x\.com/ wide ascii $b = { ( 01 | 02 03 ) 04 05 [1-3] 06 } $c = /(a|bc)+def\b/ fullword condition: any of them }`,
 }
 
