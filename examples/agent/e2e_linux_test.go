@@ -213,7 +213,7 @@ func latencies(log string) []time.Duration {
 // the events at the console); the agent killed and restarted keeps the
 // isolation and its deadline; the deadline passes and the host is released.
 // It measures the detection-to-enforcement latency over
-// CORDON_E2E_SAMPLES isolations (default 5), and checks its p99 against
+// CORDON_E2E_SAMPLES isolations (default 3), and checks its p99 against
 // CORDON_E2E_P99_GOAL when set (e.g. 100ms).
 func TestEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -228,7 +228,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		t.Skip("needs iproute2 (ip)")
 	}
-	samples := 5
+	samples := 3
 	if s := os.Getenv("CORDON_E2E_SAMPLES"); s != "" {
 		fmt.Sscan(s, &samples)
 	}
