@@ -600,17 +600,33 @@ func (p Plan) Validate() error {
 // Normalize returns a copy in canonical form: endpoints and rules
 // normalized, sorted by their text and without duplicates.
 func (p Plan) Normalize() Plan {
-	var out Plan
-	for _, e := range p.Management {
-		out.Management = append(out.Management, e.normalize())
+	return Plan{
+		Management: sortedByText(p.Management, Endpoint.normalize, Endpoint.String),
+		Rules:      sortedByText(p.Rules, Rule.Normalize, Rule.String),
 	}
-	slices.SortFunc(out.Management, func(a, b Endpoint) int { return strings.Compare(a.String(), b.String()) })
-	out.Management = slices.CompactFunc(out.Management, func(a, b Endpoint) bool { return a.String() == b.String() })
-	for _, r := range p.Rules {
-		out.Rules = append(out.Rules, r.Normalize())
+}
+
+// sortedByText normalizes items, sorts them by their text and drops
+// duplicates, printing each item once (not in every comparison).
+func sortedByText[T any](items []T, normalize func(T) T, text func(T) string) []T {
+	if len(items) == 0 {
+		return nil
 	}
-	slices.SortFunc(out.Rules, func(a, b Rule) int { return strings.Compare(a.String(), b.String()) })
-	out.Rules = slices.CompactFunc(out.Rules, func(a, b Rule) bool { return a.String() == b.String() })
+	type keyed struct {
+		key string
+		v   T
+	}
+	ks := make([]keyed, len(items))
+	for i, it := range items {
+		n := normalize(it)
+		ks[i] = keyed{text(n), n}
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	ks = slices.CompactFunc(ks, func(a, b keyed) bool { return a.key == b.key })
+	out := make([]T, len(ks))
+	for i, k := range ks {
+		out[i] = k.v
+	}
 	return out
 }
 

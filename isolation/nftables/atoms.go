@@ -177,64 +177,9 @@ func ruleTag(kind byte, i int, name string) string {
 	return t
 }
 
-// normalize returns p.Normalize() (same order, same items), computing each
-// item's text once instead of in every comparison of the sort.
-func normalize(p isolation.Plan) isolation.Plan {
-	type keyed[T any] struct {
-		key string
-		v   T
-	}
-	sortKeyed := func(n int, item func(i int) (string, any)) []any {
-		ks := make([]keyed[any], n)
-		for i := range n {
-			ks[i].key, ks[i].v = item(i)
-		}
-		slices.SortStableFunc(ks, func(a, b keyed[any]) int { return strings.Compare(a.key, b.key) })
-		ks = slices.CompactFunc(ks, func(a, b keyed[any]) bool { return a.key == b.key })
-		out := make([]any, len(ks))
-		for i, k := range ks {
-			out[i] = k.v
-		}
-		return out
-	}
-	var out isolation.Plan
-	for _, v := range sortKeyed(len(p.Management), func(i int) (string, any) {
-		e := isolation.Plan{Management: p.Management[i : i+1]}.Normalize().Management[0]
-		return e.String(), e
-	}) {
-		out.Management = append(out.Management, v.(isolation.Endpoint))
-	}
-	for _, v := range sortKeyed(len(p.Rules), func(i int) (string, any) {
-		r := p.Rules[i].Normalize()
-		return r.String(), r
-	}) {
-		out.Rules = append(out.Rules, v.(isolation.Rule))
-	}
-	return out
-}
-
-// validate is p.Validate, fast for valid plans: it checks each item once
-// (Plan.Validate normalizes with a sort that prints items in every
-// comparison), and asks Plan.Validate for its located error only when an
-// item is invalid.
-func validate(p isolation.Plan) error {
-	n := normalize(p)
-	for _, e := range n.Management {
-		if e.Validate() != nil {
-			return p.Validate()
-		}
-	}
-	for _, r := range n.Rules {
-		if r.Validate() != nil {
-			return p.Validate()
-		}
-	}
-	return nil
-}
-
 // planLayout returns the atoms that put plan p in force. p must be valid.
 func planLayout(p isolation.Plan) layout {
-	n := normalize(p)
+	n := p.Normalize()
 	var l layout
 	for i, e := range n.Management {
 		l.add(ruleAtoms(e.Rule(), ruleTag('m', i, e.Name)))

@@ -295,22 +295,3 @@ func FuzzLayoutRoundTrip(f *testing.F) {
 		}
 	})
 }
-
-func TestNormalizeMatchesPlan(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	for range 200 {
-		p := randomPlan(rng)
-		// Duplicates and order must not matter.
-		p.Rules = append(p.Rules, p.Rules...)
-		rng.Shuffle(len(p.Rules), func(i, j int) { p.Rules[i], p.Rules[j] = p.Rules[j], p.Rules[i] })
-		got, want := normalize(p), p.Normalize()
-		if got.String() != want.String() || len(got.Rules) != len(want.Rules) || len(got.Management) != len(want.Management) {
-			t.Fatalf("normalize\n%s\nPlan.Normalize\n%s", got, want)
-		}
-		for i := range got.Rules {
-			if !got.Rules[i].Equal(want.Rules[i]) {
-				t.Fatalf("rule %d: %s, want %s", i, got.Rules[i], want.Rules[i])
-			}
-		}
-	}
-}

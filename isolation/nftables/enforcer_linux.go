@@ -113,7 +113,7 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("nftables: apply: %w", err)
 	}
-	if err := validate(p); err != nil {
+	if err := p.Validate(); err != nil {
 		return fmt.Errorf("nftables: apply: %w", err)
 	}
 	if p.HasApplicationRules() {
