@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/VirusTotal/gyp"
@@ -132,6 +133,11 @@ type cstring struct {
 	private  bool
 	line     int
 	patterns []int
+	// fixed: the string is only used as "$a at fixedOff" with a constant
+	// offset, so only a match there is recorded (YARA's fixed-offset
+	// strings).
+	fixed    bool
+	fixedOff int64
 	// chain is set for a hex string split at long jumps (as YARA chains
 	// them): its parts are internal strings matched on their own and
 	// linked after the scan, so the jumps are not bound by reScanLimit.
@@ -189,17 +195,22 @@ type scopeVar struct {
 }
 
 type compiler struct {
-	cfg        *compileConfig
-	pp         *preprocessed
-	lineOff    []int
-	vars       map[string]val
-	varTypes   map[string]vtype
-	imports    map[string]bool
-	out        *Rules
-	ruleIdx    map[string]int
-	cur        *rule
-	curStrs    map[string]int // identifier without '$' -> global string index
-	refd       map[int]bool
+	cfg      *compileConfig
+	pp       *preprocessed
+	lineOff  []int
+	vars     map[string]val
+	varTypes map[string]vtype
+	imports  map[string]bool
+	out      *Rules
+	ruleIdx  map[string]int
+	cur      *rule
+	curStrs  map[string]int // identifier without '$' -> global string index
+	refd     map[int]bool
+	// refAt holds the constant offsets of "$a at N" references, refOther
+	// the strings referenced any other way: a string referenced only at one
+	// constant offset is matched only there, as YARA does.
+	refAt      map[int][]int64
+	refOther   map[int]bool
 	scope      []scopeVar
 	nslots     int
 	forOfDepth int // depth of for..of loops (anonymous string allowed)
@@ -396,6 +407,8 @@ func (c *compiler) compileRule(r *ast.Rule) error {
 	c.cur = ru
 	c.curStrs = map[string]int{}
 	c.refd = map[int]bool{}
+	c.refAt = map[int][]int64{}
+	c.refOther = map[int]bool{}
 	c.scope = nil
 	c.nslots = 0
 	if _, dup := c.ruleIdx[r.Identifier]; dup {
@@ -443,6 +456,10 @@ func (c *compiler) compileRule(r *ast.Rule) error {
 	ru.cond = cond
 	ru.nslots = c.nslots
 	for _, si := range ru.strings {
+		if offs := c.refAt[si]; len(offs) > 0 && !c.refOther[si] && !slices.ContainsFunc(offs, func(o int64) bool { return o != offs[0] }) {
+			s := c.out.strs[si]
+			s.fixed, s.fixedOff = true, offs[0]
+		}
 		if !c.refd[si] {
 			s := c.out.strs[si]
 			line, col := c.find(s.line, s.id)

@@ -22,6 +22,7 @@ func (c *compiler) stringRef(id, prefix string) (func(*scanCtx) int, error) {
 		return nil, c.errf(ErrUndefined, prefix+id, "undefined string identifier %s%s", prefix, id)
 	}
 	c.refd[si] = true
+	c.refOther[si] = true // stringIdent undoes this for "$a at N"
 	return func(*scanCtx) int { return si }, nil
 }
 
@@ -49,15 +50,23 @@ func (c *compiler) rangeExpr(r *ast.Range) (lo, hi func(*scanCtx) val, err error
 }
 
 func (c *compiler) stringIdent(n *ast.StringIdentifier) (*cexpr, error) {
+	si, named := c.curStrs[n.Identifier]
+	named = named && n.Identifier != ""
+	otherBefore := named && c.refOther[si]
 	ref, err := c.stringRef(n.Identifier, "$")
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case n.At != nil:
-		at, _, err := c.intExpr(n.At, "offset after at")
+		at, atExpr, err := c.intExpr(n.At, "offset after at")
 		if err != nil {
 			return nil, err
+		}
+		if named && atExpr.chk != nil {
+			// "$a at N" with a constant N does not count as another use.
+			c.refAt[si] = append(c.refAt[si], *atExpr.chk)
+			c.refOther[si] = otherBefore
 		}
 		return &cexpr{t: tBool, ev: func(x *scanCtx) val {
 			a := at(x)
@@ -201,6 +210,7 @@ func (c *compiler) stringSet(n ast.Node) ([]int, error) {
 	seen := map[int]bool{}
 	add := func(si int) {
 		c.refd[si] = true
+		c.refOther[si] = true
 		if !seen[si] {
 			seen[si] = true
 			out = append(out, si)

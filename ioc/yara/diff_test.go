@@ -359,3 +359,38 @@ rule re_back { strings: $a = /[a-z]+PE/ condition: $a }`
 		}
 	}
 }
+
+// TestDifferentialYaraFixedOffset checks that a string used only as
+// "$a at N" (N constant) reports only its match at N, as YARA does.
+func TestDifferentialYaraFixedOffset(t *testing.T) {
+	bin, err := exec.LookPath("yara")
+	if err != nil {
+		t.Skip("yara command not installed")
+	}
+	src, err := os.ReadFile("testdata/fixed.yar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("abxxabab")
+	dataPath := filepath.Join(t.TempDir(), "d.bin")
+	writeFile(t, dataPath, string(data))
+	out, err := exec.Command(bin, "-w", "-s", "-L", "testdata/fixed.yar", dataPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("yara: %v\n%s", err, out)
+	}
+	want := parseYaraL(t, out)
+	ms, err := mustCompile(t, string(src)).ScanBytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, m := range ms {
+		got[m.Rule] = []string{}
+		for _, s := range m.Strings {
+			got[m.Rule] = append(got[m.Rule], fmt.Sprintf("%d:%d", s.Offset, len(s.Data)))
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("matches (-yara +ours):\n%s", diff)
+	}
+}

@@ -487,6 +487,9 @@ func (r *Rules) verify(x *scanCtx, pi, start int) {
 	if p.fullword && !fullwordOK(data, start, start+n, p.re != nil && x.m.wide || p.re == nil && p.wide) {
 		return
 	}
+	if s := r.strs[p.str]; s.fixed && int64(start) != s.fixedOff {
+		return
+	}
 	ms := x.matches[p.str]
 	if len(ms) >= maxStringMatches {
 		return
@@ -536,6 +539,9 @@ func (r *Rules) verifySplit(x *scanCtx, p *pattern, pi, at int) {
 			continue
 		}
 		if p.fullword && !fullwordOK(data, s, end, m.wide) {
+			continue
+		}
+		if cs := r.strs[p.str]; cs.fixed && int64(s) != cs.fixedOff {
 			continue
 		}
 		ms := x.matches[p.str]
