@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows && !darwin
 
 package main
 
@@ -11,11 +11,11 @@ import (
 )
 
 // newEnforcer returns the fake enforcer when isolation.enforce is false.
-// The reference agent enforces with nftables on Linux only; isolation/wfp
-// and isolation/pf are the Windows and macOS adapters a product wires in.
+// The reference agent enforces with nftables on Linux, WFP on Windows and
+// pf on macOS; other systems have no adapter.
 func newEnforcer(cfg *Config, log *slog.Logger) (isolation.Enforcer, error) {
 	if !cfg.Isolation.Enforce {
 		return fakeEnforcer(log), nil
 	}
-	return nil, fmt.Errorf("%w: the reference agent enforces isolation on Linux only (%s)", isolation.ErrUnsupported, runtime.GOOS)
+	return nil, fmt.Errorf("%w: the reference agent enforces isolation on Linux (nftables), Windows (WFP) and macOS (pf) only (%s)", isolation.ErrUnsupported, runtime.GOOS)
 }
