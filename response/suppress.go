@@ -29,6 +29,9 @@ type SuppressionRecord struct {
 	Until  time.Time `json:"until"`
 	Count  int64     `json:"count"`
 	LastID string    `json:"last_id"`
+	// FirstID is the id of the firing that opened the window (empty in
+	// records written before it was kept).
+	FirstID string `json:"first_id,omitempty"`
 }
 
 // SuppressionStore keeps suppression windows per (rule, key).
@@ -38,7 +41,11 @@ type SuppressionStore interface {
 	// opens a window of period when none is open (not suppressed, count
 	// 1), and otherwise counts the firing as suppressed. A Hit repeating
 	// the id of the window's last firing (a redelivered detection)
-	// records nothing and returns the state as that firing left it.
+	// records nothing and returns the state as that firing left it; so
+	// does a Hit repeating the id of the firing that opened the window,
+	// which is never suppressed: a detection whose actions failed and that
+	// is delivered again still acts, even when others were suppressed in
+	// between.
 	Hit(ctx context.Context, rule, key, id string, now time.Time, period time.Duration) (Suppression, error)
 	// Peek reports what Hit would, recording nothing (for dry runs).
 	Peek(ctx context.Context, rule, key string, now time.Time, period time.Duration) (Suppression, error)
@@ -57,6 +64,9 @@ func SuppressionKey(rule, key string) string {
 // written (a repeated id).
 func NextSuppression(rec *SuppressionRecord, rule, key, id string, now time.Time, period time.Duration) (next SuppressionRecord, s Suppression, changed bool) {
 	if rec != nil && now.Before(rec.Until) && !now.Before(rec.Since) {
+		if id != "" && rec.FirstID == id {
+			return *rec, Suppression{Count: rec.Count, Since: rec.Since, Until: rec.Until}, false
+		}
 		if id != "" && rec.LastID == id {
 			return *rec, Suppression{Suppressed: rec.Count > 1, Count: rec.Count, Since: rec.Since, Until: rec.Until}, false
 		}
@@ -65,7 +75,7 @@ func NextSuppression(rec *SuppressionRecord, rule, key, id string, now time.Time
 		next.LastID = id
 		return next, Suppression{Suppressed: true, Count: next.Count, Since: next.Since, Until: next.Until}, true
 	}
-	next = SuppressionRecord{Rule: rule, Key: key, Since: now, Until: now.Add(period), Count: 1, LastID: id}
+	next = SuppressionRecord{Rule: rule, Key: key, Since: now, Until: now.Add(period), Count: 1, LastID: id, FirstID: id}
 	return next, Suppression{Count: 1, Since: next.Since, Until: next.Until}, true
 }
 

@@ -22,6 +22,8 @@ func TestMemorySuppressions(t *testing.T) {
 		{"first opens", "k", "a", 0, false, 1},
 		{"second within", "k", "b", 10 * time.Minute, true, 2},
 		{"same id again", "k", "b", 11 * time.Minute, true, 2},
+		{"third within", "k", "b2", 11 * time.Minute, true, 3},
+		{"the opener again acts (redelivered after a failure)", "k", "a", 12 * time.Minute, false, 3},
 		{"other key", "k2", "c", 12 * time.Minute, false, 1},
 		{"at the end of the window", "k", "d", time.Hour, false, 1},
 		{"a new window counts anew", "k", "e", time.Hour + time.Minute, true, 2},

@@ -107,6 +107,30 @@ func TestSuppressionSurvivesRestart(t *testing.T) {
 	}
 }
 
+// The detection that opened a window, delivered again after others were
+// suppressed in it (its actions failed, it was not acknowledged), is not
+// suppressed: its effect is not lost.
+func TestSuppressionsOpenerRedelivered(t *testing.T) {
+	b := bustest.New(t, bus.Config{Logger: slog.New(slog.DiscardHandler)})
+	supp, err := responsebus.NewSuppressions(ctxT(t), b.JetStream(), responsebus.SuppressionsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []struct {
+		id         string
+		suppressed bool
+		count      int64
+	}{{"a", false, 1}, {"b", true, 2}, {"a", false, 2}, {"c", true, 3}} {
+		s, err := supp.Hit(ctxT(t), "r", "k", step.id, t0.Add(time.Duration(i)*time.Minute), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Suppressed != step.suppressed || s.Count != step.count {
+			t.Fatalf("hit %d (%s): %+v, want suppressed %v count %d", i, step.id, s, step.suppressed, step.count)
+		}
+	}
+}
+
 // Several engines on one bucket share the windows: concurrent hits on a
 // key count every firing once and open one window.
 func TestSuppressionsConcurrent(t *testing.T) {
