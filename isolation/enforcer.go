@@ -22,7 +22,11 @@ import "context"
 //     stays in force; after ErrReadBack the state is unknown and the caller
 //     retries or clears.
 //   - Apply ends the existing connections that p does not allow (a blanket
-//     "accept established" rule is forbidden).
+//     "accept established" rule is forbidden). This can only happen once
+//     the new rules are in force; when it fails, Apply returns an error
+//     wrapping ErrConnectionsLeft (which implies ErrReadBack): p's rules
+//     are then in force, the host is not yet reported isolated, and
+//     applying p again retries ending the connections.
 //   - Apply reads the rules back from the platform and returns nil only if
 //     they are the plan's; otherwise it returns an error wrapping
 //     ErrReadBack. It also repairs a state changed behind its back

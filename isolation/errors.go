@@ -35,9 +35,20 @@ var (
 	// isolated (listing the exclusions in force over the control socket).
 	ErrNotIsolated = errors.New("host is not isolated")
 
-	// ErrReadBack is wrapped by an Enforcer when the rules it read back
-	// after applying differ from the plan.
+	// ErrReadBack is wrapped by an Enforcer's Apply when it could not
+	// verify that the host is exactly in the plan's state: the rules read
+	// back differ from the plan, could not be read, or (ErrConnectionsLeft)
+	// connections the plan does not allow are still open. The state is
+	// then unknown, and applying the same plan again is safe and retries.
 	ErrReadBack = errors.New("rules read back differ from the plan")
+
+	// ErrConnectionsLeft is wrapped by an Enforcer's Apply when the plan's
+	// rules are in force and verified, but some existing connections the
+	// plan does not allow could not be ended (or listed). It implies
+	// ErrReadBack: errors.Is(err, ErrReadBack) holds for it, and the host
+	// is not "isolated" until an Apply returns nil. Applying the same plan
+	// again retries ending them.
+	ErrConnectionsLeft error = &impliedError{msg: "connections the plan does not allow are still open", implies: ErrReadBack}
 
 	// ErrBadPassword is returned when the local release password is wrong.
 	ErrBadPassword = errors.New("wrong password")
@@ -60,6 +71,16 @@ var (
 	// ErrProtocol marks a malformed control-socket message.
 	ErrProtocol = errors.New("control protocol error")
 )
+
+// impliedError is a sentinel that also matches (through Unwrap) a more
+// general sentinel, without repeating its text.
+type impliedError struct {
+	msg     string
+	implies error
+}
+
+func (e *impliedError) Error() string { return e.msg }
+func (e *impliedError) Unwrap() error { return e.implies }
 
 // RuleError describes why a rule, an endpoint or a line of plan text is
 // invalid: where (line, column, field) and what. It wraps ErrInvalidRule,

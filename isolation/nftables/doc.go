@@ -53,7 +53,10 @@
 // own timeouts. Finally Apply reads the table back (chains, hooks,
 // policies, every rule and set element, decoded expression by expression)
 // and returns an error wrapping isolation.ErrReadBack unless it is exactly
-// the plan's encoding.
+// the plan's encoding. When the rules are verified but ending connections
+// or deleting conntrack entries failed, the error wraps
+// isolation.ErrConnectionsLeft (which implies isolation.ErrReadBack); the
+// next Apply of the same plan sweeps again.
 //
 // # Usage
 //

@@ -102,8 +102,9 @@ func (e *Enforcer) Capabilities() isolation.Capabilities { return isolation.Capa
 // Errors wrap isolation.ErrInvalidRule, isolation.ErrUnsupported
 // (application rules), isolation.ErrClosed, ctx.Err(), ErrNetlink, or
 // isolation.ErrReadBack. A failure to end connections comes after the new
-// rules are in force and verified; the error says so, and applying the
-// same plan again retries.
+// rules are in force and verified; the error then wraps
+// isolation.ErrConnectionsLeft (which implies isolation.ErrReadBack), and
+// applying the same plan again retries.
 func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -164,7 +165,7 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 	}
 	if sweepErr != nil {
 		// Not marked verified: applying the same plan again retries.
-		return fmt.Errorf("nftables: apply: rules in force, but ending connections failed: %w", sweepErr)
+		return fmt.Errorf("nftables: apply: rules in force, but %w: %w", isolation.ErrConnectionsLeft, sweepErr)
 	}
 	e.verified.ok, e.verified.gen, e.verified.layout = true, gen, want
 	return nil

@@ -327,11 +327,11 @@ func mustRead(path string) string {
 func (e *Enforcer) killStates(ctx context.Context, p isolation.Plan) error {
 	out, _, err := e.pfctl(ctx, nil, "-s", "states")
 	if err != nil {
-		return fmt.Errorf("%w (%w): %w", ErrStatesLeft, isolation.ErrReadBack, err)
+		return fmt.Errorf("%w: %w", isolation.ErrConnectionsLeft, err)
 	}
 	states, err := parseStates(out)
 	if err != nil {
-		return fmt.Errorf("%w (%w): %w", ErrStatesLeft, isolation.ErrReadBack, err)
+		return fmt.Errorf("%w: %w", isolation.ErrConnectionsLeft, err)
 	}
 	type pair struct{ src, dst string }
 	var pairs []pair
@@ -360,7 +360,7 @@ func (e *Enforcer) killStates(ctx context.Context, p isolation.Plan) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w (%w): %w", ErrStatesLeft, isolation.ErrReadBack, errors.Join(errs...))
+		return fmt.Errorf("%w: %w", isolation.ErrConnectionsLeft, errors.Join(errs...))
 	}
 	return nil
 }

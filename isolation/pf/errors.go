@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/cordonsec/cordon/isolation"
 )
 
 // Sentinel errors. Errors from this package also wrap the isolation
@@ -20,10 +22,11 @@ var (
 	// *CommandError.
 	ErrPfctl = errors.New("pfctl failed")
 
-	// ErrStatesLeft is wrapped (together with isolation.ErrReadBack) by
-	// Apply when the rules are in force but some states the plan does not
-	// allow could not be killed. The caller retries Apply.
-	ErrStatesLeft = errors.New("states not allowed by the plan are still present")
+	// ErrStatesLeft is isolation.ErrConnectionsLeft (kept under this name
+	// for callers written against it): Apply wraps it when the rules are in
+	// force but some states the plan does not allow could not be listed or
+	// killed. It implies isolation.ErrReadBack. The caller retries Apply.
+	ErrStatesLeft = isolation.ErrConnectionsLeft
 
 	// ErrNoToken is returned when "pfctl -E" did not print a reference
 	// token.

@@ -35,7 +35,10 @@
 // written when they are already the plan's), reads the filters back and
 // compares them with the plan's (isolation.ErrReadBack when they differ),
 // then ends the live IPv4 TCP connections the filters do not permit, with
-// SetTcpEntry and MIB_TCP_STATE_DELETE_TCB. Windows has no such call for
+// SetTcpEntry and MIB_TCP_STATE_DELETE_TCB (when listing or ending one
+// fails, Apply returns an error wrapping isolation.ErrConnectionsLeft, which
+// implies isolation.ErrReadBack; the filters stay and the next Apply tries
+// again). Windows has no such call for
 // IPv6: IPv6 TCP connections that are not allowed are logged and left to
 // WFP, which reauthorizes existing flows after a filter change and then
 // drops their packets, so they stall until they time out instead of being

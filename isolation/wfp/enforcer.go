@@ -343,7 +343,7 @@ func diffFilters(got, want []Filter) string {
 func (e *Enforcer) endConnections(ctx context.Context, fs []Filter) error {
 	table, err := e.conns.TCP()
 	if err != nil {
-		return fmt.Errorf("%w: list TCP connections: %w (%w)", ErrConnectionsLeft, err, isolation.ErrReadBack)
+		return fmt.Errorf("%w: list TCP connections: %w", isolation.ErrConnectionsLeft, err)
 	}
 	ids := map[string]string{}
 	appID := func(path string) string {
@@ -371,7 +371,7 @@ func (e *Enforcer) endConnections(ctx context.Context, fs []Filter) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w (%w): %w", ErrConnectionsLeft, isolation.ErrReadBack, errors.Join(errs...))
+		return fmt.Errorf("%w: %w", isolation.ErrConnectionsLeft, errors.Join(errs...))
 	}
 	return nil
 }
