@@ -10,7 +10,8 @@
 //
 // Build compiles parsed files into a Snapshot: the atomic ioc.Set, the
 // indexed logic trees (OpenIOC, STIX, and the few entries of other formats
-// that pair two observables) and the YARA rules. Snapshot.Match returns
+// that are more than one value: MISP ip|port and regkey|value, Loki file
+// name expressions) and the YARA rules. Snapshot.Match returns
 // every detection of an event: one for all atomic matches, one per tree
 // that holds. Snapshot.ScanYARA scans content with the feeds' YARA rules.
 //

@@ -128,7 +128,7 @@ func TestSnapshotMatch(t *testing.T) {
 		{"csv hostname", dns("exfil.cordon-feed.example"), []want{{ioc.EngineAtomic, "", "partner.csv"}}},
 		{"csv hostname is exact", dns("a.exfil.cordon-feed.example"), nil},
 		{"loki hash and filename at once", file(`C:\ProgramData\0123456789ab\svc.exe`, "", "900150983cd24fb0d6963f7d28e17f72"),
-			[]want{{ioc.EngineAtomic, "", "hash-iocs.txt"}, {ioc.EngineAtomic, "filename-iocs.txt:1", "filename-iocs.txt"}}},
+			[]want{{ioc.EngineAtomic, "", "hash-iocs.txt"}, {ioc.EngineAtomic, "filename-iocs.txt:1", ""}}},
 		{"loki filename near miss", file(`C:\ProgramData\0123456789ab\svc2.exe`, "", ""), nil},
 		{"loki c2", conn("198.18.7.7", 443), []want{{ioc.EngineAtomic, "", "c2-iocs.txt"}}},
 		{"misp ip|port", conn("198.18.9.9", 2222), []want{{ioc.EngineAtomic, "f17e0000-0000-4000-8000-000000000001", "case-17.json"}}},
@@ -150,6 +150,15 @@ func TestSnapshotMatch(t *testing.T) {
 				if w.source != "" {
 					require.NotEmpty(t, d.Indicators)
 					assert.Equal(t, w.source, d.Indicators[0].Source)
+				}
+				for _, ind := range d.Indicators {
+					// Every indicator reported is a value of its kind.
+					_, err := ioc.Normalize(ind.Kind, ind.Value)
+					assert.NoError(t, err, "indicator %+v", ind)
+				}
+				if strings.HasPrefix(d.Rule, "filename-iocs.txt:") {
+					assert.Empty(t, d.Indicators, "a Loki expression is no indicator value")
+					assert.Equal(t, ioc.SeverityHigh, d.Severity, "from the entry's score")
 				}
 			}
 		})

@@ -108,8 +108,11 @@ func (s *Snapshot) Files() []FileInfo {
 // Match returns the detections of ev at now: one detection (engine
 // atomic) holding every atomic indicator that matched, when any did, then
 // one per logic tree that holds (engine openioc or stix, rule the IOC or
-// indicator id; feed entries of other formats that pair two observables
-// report engine atomic with their own rule). Trees are evaluated only when
+// indicator id). Feed entries of other formats that are more than one
+// value report engine atomic with their own rule: MISP ip|port and
+// regkey|value (rule the attribute uuid, indicator the address or key),
+// Loki file name expressions (rule "<list>:<line>", no indicator, as a
+// regular expression is no indicator value). Trees are evaluated only when
 // the event carries what they need (see logic.Compile).
 func (s *Snapshot) Match(ev *ioc.Event, now time.Time) []ioc.Detection {
 	if s == nil || ev == nil {

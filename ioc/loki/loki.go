@@ -67,8 +67,11 @@ type Config struct {
 type Result struct {
 	// Indicators are the atomic indicators (hash and C2 lists).
 	Indicators []ioc.Indicator
-	// Trees are the file name rules (engine atomic, rule "<file>:<line>",
-	// reported with one file-path indicator whose value is the regex).
+	// Trees are the file name rules: engine atomic, rule "<file>:<line>"
+	// (the list entry), Name the regular expression, Severity from the
+	// entry's score. They carry no indicator: a regular expression is not a
+	// value of any indicator kind, so a detection names the entry by its
+	// rule and the path that matched is in its event.
 	Trees []*logic.Tree
 }
 
@@ -226,10 +229,9 @@ func (res *Result) filename(text, name string, line int, sev ioc.Severity) error
 	if pattern == "" {
 		return fmt.Errorf("empty regular expression")
 	}
-	sc := 0
 	if len(parts) >= 2 && strings.TrimSpace(parts[1]) != "" {
 		var err error
-		if sc, sev, err = score(parts[1]); err != nil {
+		if _, sev, err = score(parts[1]); err != nil {
 			return err
 		}
 	}
@@ -247,10 +249,8 @@ func (res *Result) filename(text, name string, line int, sev ioc.Severity) error
 		}
 		root = logic.And(match, notFP)
 	}
-	id := fmt.Sprintf("%s:%d", name, line)
 	res.Trees = append(res.Trees, &logic.Tree{
-		ID: id, Engine: ioc.EngineAtomic, Source: name, Severity: sev, Name: pattern, Root: root,
-		Indicators: []ioc.Indicator{{ID: "loki:" + id, Kind: ioc.KindFilePath, Value: pattern, Source: name, Severity: sev, Score: sc}},
+		ID: fmt.Sprintf("%s:%d", name, line), Engine: ioc.EngineAtomic, Source: name, Severity: sev, Name: pattern, Root: root,
 	})
 	return nil
 }

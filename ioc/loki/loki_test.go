@@ -82,6 +82,10 @@ func TestFilenameList(t *testing.T) {
 	require.Len(t, res.Trees, 3)
 	assert.Equal(t, "filename-iocs.txt:2", res.Trees[0].ID)
 	assert.Equal(t, ioc.SeverityHigh, res.Trees[0].Severity)
+	assert.Equal(t, `\\AppData\\Local\\Temp\\[a-z]{8}\.scr$`, res.Trees[0].Name)
+	for _, tr := range res.Trees {
+		assert.Empty(t, tr.Indicators, "%s: a regular expression is no indicator value", tr.ID)
+	}
 	set, err := logic.Compile(res.Trees)
 	require.NoError(t, err)
 	cases := []struct {
