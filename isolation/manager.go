@@ -344,9 +344,12 @@ func (m *Manager) statusLocked() Status {
 // deadline to the later of the current and the requested one (never
 // shortening it) and, if the mode (and so the exclusion list) changes,
 // re-applies. It returns the resulting Status. The host is reported "on"
-// only after the Enforcer applied and read back the plan; on failure the
-// state is failed, the error (an *ApplyError, or wrapping ErrResolve) is
-// returned, and the Manager retries every RetryInterval.
+// only after the Enforcer applied and read back the plan and ended the
+// connections it does not allow; on failure the state is failed, the error
+// (an *ApplyError, or wrapping ErrResolve) is returned, and the Manager
+// retries every RetryInterval. An Apply that fails with ErrConnectionsLeft
+// is tried once more at once; if it fails again, the state is failed with
+// the new exclusions listed in Status (their rules are in force).
 func (m *Manager) Isolate(ctx context.Context, req Request) (Status, error) {
 	if err := req.Validate(); err != nil {
 		return m.Status(), err
@@ -524,7 +527,25 @@ func (m *Manager) bringUp(ctx context.Context, kind EventKind, who, why, cmd str
 	if len(skipped) > 0 {
 		m.log.Warn("isolation: the enforcer cannot match applications; application rules not in force", "rules", len(skipped))
 	}
-	if err := m.cfg.Enforcer.Apply(ctx, plan); err != nil {
+	err = m.cfg.Enforcer.Apply(ctx, plan)
+	if errors.Is(err, ErrConnectionsLeft) && ctx.Err() == nil {
+		// The plan's rules are in force; only ending the connections it
+		// does not allow failed. Try again at once: a connection that
+		// closed under the sweep, or a busy table, is usually gone by now.
+		m.log.Warn("isolation: connections the plan does not allow are still open; applying again", "err", err)
+		err = m.cfg.Enforcer.Apply(ctx, plan)
+	}
+	if errors.Is(err, ErrConnectionsLeft) {
+		// The new rules are in force (and read back): Status lists them,
+		// but the state is failed, never "on", until an Apply has ended
+		// every connection the plan does not allow. The retry timer
+		// applies again.
+		m.mu.Lock()
+		m.rules, m.skipped = rules, skipped
+		m.rec.Management = eps
+		m.mu.Unlock()
+	}
+	if err != nil {
 		return m.fail(ctx, &ApplyError{Op: "apply", Err: err}, who, why, cmd)
 	}
 	now := m.now()

@@ -852,3 +852,62 @@ func TestRestoreUsesCurrentExclusions(t *testing.T) {
 		}
 	})
 }
+
+// TestConnectionsLeft: an Apply that installs the rules but cannot end the
+// connections the plan does not allow is never reported "on": it is tried
+// once more at once, then the state is failed (with the exclusions whose
+// rules are in force) and retried by the timer.
+func TestConnectionsLeft(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		h := e.fake.Host()
+
+		// A transient failure: the immediate second Apply succeeds.
+		h.LeaveConnections(1)
+		st := e.isolate(isolation.Request{Mode: isolation.ModeAutomatic})
+		if st.State != isolation.StateOn {
+			t.Fatalf("after one transient failure: %+v", st)
+		}
+		if got, want := h.Calls(), []string{"apply-conns-left", "apply"}; !slices.Equal(got, want) {
+			t.Fatalf("calls %v, want %v", got, want)
+		}
+		if _, err := e.m.Release(context.Background(), isolation.ReleaseRequest{}); err != nil {
+			t.Fatal(err)
+		}
+
+		// A lasting failure: failed, not on; the new plan's rules listed.
+		h.LeaveConnections(-1)
+		st, err := e.m.Isolate(context.Background(), isolation.Request{Mode: isolation.ModeManual})
+		if !errors.Is(err, isolation.ErrConnectionsLeft) || !errors.Is(err, isolation.ErrReadBack) {
+			t.Fatalf("Isolate = %v, want ErrConnectionsLeft", err)
+		}
+		if st.State != isolation.StateFailed || st.Target != isolation.StateOn || !st.Isolated() ||
+			!strings.Contains(st.LastError, "still open") {
+			t.Fatalf("status %+v", st)
+		}
+		if !slices.Equal(st.Exclusions, []string{manualSSH.String()}) || len(st.Management) == 0 {
+			t.Fatalf("exclusions in force %v, management %v; want the manual list and the endpoints", st.Exclusions, st.Management)
+		}
+		if ev := e.sink.last(); ev.Kind != isolation.EventFailed {
+			t.Fatalf("last event %+v, want failed", ev)
+		}
+		if !strings.Contains(e.plan().String(), "manual-ssh") {
+			t.Fatalf("plan in force %s", e.plan())
+		}
+		time.Sleep(isolation.DefaultRetryInterval)
+		synctest.Wait()
+		if st := e.m.Status(); st.State != isolation.StateFailed {
+			t.Fatalf("still leaving connections: %+v", st)
+		}
+		h.LeaveConnections(0)
+		time.Sleep(isolation.DefaultRetryInterval)
+		synctest.Wait()
+		if st := e.m.Status(); st.State != isolation.StateOn || st.LastError != "" {
+			t.Fatalf("after the connections ended: %+v", st)
+		}
+		want := []string{"apply-conns-left", "apply", "clear", "apply-conns-left", "apply-conns-left", "apply-conns-left", "apply-conns-left", "apply"}
+		if got := h.Calls(); !slices.Equal(got, want) {
+			t.Fatalf("calls %v, want %v", got, want)
+		}
+	})
+}

@@ -37,6 +37,7 @@ type FakeHost struct {
 	applyErrN    int // remaining injected failures; -1 = until reset
 	clearErr     error
 	corruptNext  bool
+	connsLeftN   int // remaining Applies that leave connections open; -1 = until reset
 	applications bool
 	onApply      func(ctx context.Context, p isolation.Plan) error
 }
@@ -102,6 +103,13 @@ func (f *Fake) Apply(ctx context.Context, p isolation.Plan) error {
 	}
 	if !h.plan.Equal(n) {
 		return fmt.Errorf("fake enforcer: apply: %w", isolation.ErrReadBack)
+	}
+	if h.connsLeftN != 0 {
+		if h.connsLeftN > 0 {
+			h.connsLeftN--
+		}
+		h.calls[len(h.calls)-1] = "apply-conns-left"
+		return fmt.Errorf("fake enforcer: apply: rules in force, but %w", isolation.ErrConnectionsLeft)
 	}
 	return nil
 }
@@ -193,6 +201,17 @@ func (h *FakeHost) CorruptNextApply() {
 	h.mu.Unlock()
 }
 
+// LeaveConnections makes the next n Apply calls install the plan (it is
+// then in force and read back) but fail with an error wrapping
+// isolation.ErrConnectionsLeft, as an adapter does when it cannot end the
+// existing connections the plan does not allow (n < 0: every call until
+// LeaveConnections(0)). Such a call is recorded as "apply-conns-left".
+func (h *FakeHost) LeaveConnections(n int) {
+	h.mu.Lock()
+	h.connsLeftN = n
+	h.mu.Unlock()
+}
+
 // OnApply installs a hook called at the start of every Apply (after
 // validation); an error from it fails that Apply without changing the
 // state. Tests use it to block an Apply or to simulate a crash during one.
@@ -218,8 +237,8 @@ func (h *FakeHost) Active() (bool, isolation.Plan) {
 	return h.active, h.plan
 }
 
-// Plans returns the canonical text of every plan applied successfully, in
-// order.
+// Plans returns the canonical text of every plan installed, in order: the
+// plans applied successfully and those of "apply-conns-left" calls.
 func (h *FakeHost) Plans() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -227,7 +246,7 @@ func (h *FakeHost) Plans() []string {
 }
 
 // Calls returns the calls made, in order: "apply", "apply-failed",
-// "clear", "clear-failed".
+// "apply-conns-left", "clear", "clear-failed".
 func (h *FakeHost) Calls() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
