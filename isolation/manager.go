@@ -254,7 +254,11 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Close stops the Manager's timers and waits for its background work. It
+// Close stops the Manager's timers, cancels the work the Manager started
+// by itself, and waits for a transition in progress (an Isolate, Release,
+// SetExclusions or Restore call ends when its own ctx lets it) and for its
+// background work: once Close returns, the Manager calls neither the
+// Enforcer nor the Store nor the Sink, so the caller may close them. It
 // does not release the isolation (rules outlive the agent; Restore on the
 // next start reconciles) and does not close the Enforcer. Later calls
 // return ErrClosed; Close again returns nil.
@@ -268,6 +272,10 @@ func (m *Manager) Close() error {
 	m.mu.Unlock()
 	m.stop()
 	close(m.done)
+	// Take the transition lock for good: it is free once the transition
+	// in progress, if any, has ended, and no other can start (acquire sees
+	// done or closed).
+	m.sem <- struct{}{}
 	m.wg.Wait()
 	return nil
 }

@@ -911,3 +911,57 @@ func TestConnectionsLeft(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseWaitsForTransition: Close returns only after an Isolate in
+// progress has ended, so the caller can close the Enforcer and the Store
+// after it; later calls get ErrClosed.
+func TestCloseWaitsForTransition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		entered, unblock := make(chan struct{}), make(chan struct{})
+		e.fake.Host().OnApply(func(ctx context.Context, p isolation.Plan) error {
+			close(entered)
+			<-unblock
+			return nil
+		})
+		isolated := make(chan error, 1)
+		go func() {
+			_, err := e.m.Isolate(context.Background(), isolation.Request{Mode: isolation.ModeAutomatic})
+			isolated <- err
+		}()
+		<-entered
+		closed := make(chan struct{})
+		go func() {
+			_ = e.m.Close()
+			close(closed)
+		}()
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Fatal("Close returned while an Isolate was applying")
+		default:
+		}
+		savesBefore := e.store.(*isolation.MemoryStore).Saves()
+		close(unblock)
+		<-closed
+		if err := <-isolated; err != nil {
+			t.Fatalf("Isolate: %v", err)
+		}
+		if st := e.m.Status(); st.State != isolation.StateOn {
+			t.Fatalf("state after Close %+v", st)
+		}
+		saves := e.store.(*isolation.MemoryStore).Saves()
+		if saves <= savesBefore {
+			t.Fatal("the transition's final state was not persisted before Close returned")
+		}
+		if rec, _, _ := e.store.Load(context.Background()); rec.State != isolation.StateOn {
+			t.Fatalf("persisted %s, want on", rec.State)
+		}
+		if _, err := e.m.Release(context.Background(), isolation.ReleaseRequest{}); !errors.Is(err, isolation.ErrClosed) {
+			t.Fatalf("Release after Close = %v, want ErrClosed", err)
+		}
+		if calls := e.fake.Host().Calls(); !slices.Equal(calls, []string{"apply"}) {
+			t.Fatalf("calls %v", calls)
+		}
+	})
+}
