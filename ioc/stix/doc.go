@@ -35,6 +35,12 @@
 // Warning (with Config.Strict, as an error). Indicators with pattern_type
 // yara are returned as YARA sources; other pattern types are warnings.
 //
+// Observation expressions joined by AND (two observations, in STIX) hold
+// when one event satisfies both: sound, but a pattern whose sides can only
+// be seen in two events (a file and a connection) never matches. A MATCHES
+// expression in PCRE syntax that Go's RE2 engine lacks (look-around,
+// back-references) makes the indicator unsupported, not malformed.
+//
 // Comparisons are case-sensitive, as the specification says; digests,
 // addresses, domain names, URLs and registry keys are compared normalized.
 //

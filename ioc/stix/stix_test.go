@@ -197,7 +197,8 @@ func TestErrors(t *testing.T) {
 		{"pattern syntax", ind(`, "pattern": "[file:name = 'a' AND]", "valid_from": "2026-01-01T00:00:00Z"`), false, "objects[1].pattern", 0, 21, "object type", ErrSyntax},
 		{"atomic value", ind(`, "pattern": "[file:hashes.'SHA-1' = 'abc']", "valid_from": "2026-01-01T00:00:00Z"`), false, "objects[1].pattern", 0, 24, "sha1", ErrSyntax},
 		{"tree value", ind(`, "pattern": "[file:size > 'big' AND file:name = 'a']", "valid_from": "2026-01-01T00:00:00Z"`), false, "objects[1].pattern", 0, 2, "integer", ErrSyntax},
-		{"bad regex", ind(`, "pattern": "[file:name MATCHES '(?<=a)b']", "valid_from": "2026-01-01T00:00:00Z"`), false, "objects[1].pattern", 0, 2, "regular expression", ErrSyntax},
+		{"bad regex", ind(`, "pattern": "[file:name MATCHES '(a']", "valid_from": "2026-01-01T00:00:00Z"`), false, "objects[1].pattern", 0, 2, "regular expression", ErrSyntax},
+		{"PCRE-only regex, strict", ind(`, "pattern": "[file:name MATCHES '(?<=a)b']", "valid_from": "2026-01-01T00:00:00Z"`), true, "objects[1]", 0, 0, "RE2", ErrUnsupported},
 		{"wrong type", ind(`, "pattern": 7`), false, "objects[1].pattern", 0, 0, "number", ErrSyntax},
 		{"strict", ind(`, "pattern": "[file:name = 'a'] FOLLOWEDBY [file:name = 'b']", "valid_from": "2026-01-01T00:00:00Z"`), true, "objects[1]", 0, 0, "FOLLOWEDBY", ErrUnsupported},
 	}
@@ -216,6 +217,23 @@ func TestErrors(t *testing.T) {
 			assert.Contains(t, e.Reason, c.msg)
 		})
 	}
+}
+
+// TestPCREOnlyRegex: a MATCHES in valid PCRE that RE2 lacks is a warning
+// that skips that indicator only; the rest of the bundle loads.
+func TestPCREOnlyRegex(t *testing.T) {
+	data := `[{"type":"indicator","id":"indicator--1","valid_from":"2026-01-01T00:00:00Z","pattern":"[process:command_line MATCHES '(?i)curl(?=.*sh)']"},
+{"type":"indicator","id":"indicator--2","valid_from":"2026-01-01T00:00:00Z","pattern":"[file:name MATCHES '^(a)\\\\1$' AND file:size > 1]"},
+{"type":"indicator","id":"indicator--3","valid_from":"2026-01-01T00:00:00Z","pattern":"[file:name MATCHES '^dropper[0-9]+[.]exe$' AND file:size > 1]"}]`
+	res, err := Parse([]byte(data), Config{Name: "p.json"})
+	require.NoError(t, err)
+	require.Len(t, res.Trees, 1)
+	assert.Equal(t, "indicator--3", res.Trees[0].ID)
+	require.Len(t, res.Warnings, 2)
+	assert.Equal(t, "[0]", res.Warnings[0].Path)
+	assert.Contains(t, res.Warnings[0].Reason, "RE2")
+	assert.Equal(t, "[1]", res.Warnings[1].Path)
+	assert.Contains(t, res.Warnings[1].Reason, `\\1`)
 }
 
 func TestSingleAndArray(t *testing.T) {
