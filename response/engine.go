@@ -45,7 +45,9 @@ const (
 type Decision struct {
 	Schema string `json:"schema"`
 	// ID is derived from the detection id: handling the same detection
-	// again gives the same id (the bus stores it once).
+	// again gives the same id (the bus stores it once; responsebus.Sink
+	// stores a failed decision apart, so that the decision of a later
+	// successful delivery is stored too).
 	ID          string    `json:"id"`
 	Time        time.Time `json:"time"`
 	Host        string    `json:"host"`
@@ -284,14 +286,25 @@ func DecisionID(detectionID string) string {
 // Handle decides on d: it evaluates the rules, applies suppression, runs
 // (or in dry-run, prepares) the actions of each fired rule in order, and
 // records the decision with the Sink. Action failures are recorded in the
-// decision and are not errors of Handle. It returns an error when d has
+// decision and are not errors of Handle (Run, which acknowledges
+// detections, has one whose action may succeed later delivered again).
+// It returns an error when d has
 // no host id (ErrInvalidDetection) or when the decision could not be
 // recorded: the detection must then be delivered again. Handling the same
 // detection again is safe: the decision id and action ids are the same,
 // suppression counts it once, and isolators are idempotent.
 func (e *Engine) Handle(ctx context.Context, d *ioc.Detection) (*Decision, error) {
+	dec, _, err := e.handle(ctx, d)
+	return dec, err
+}
+
+// handle is Handle; retry, when not nil, names the first failure that a
+// later attempt may not meet (an action's service or the suppression
+// store failed), as opposed to one no attempt can fix (a template that
+// does not render, a service not configured, a bad suppression key).
+func (e *Engine) handle(ctx context.Context, d *ioc.Detection) (dec *Decision, retry error, err error) {
 	if d.Host.ID == "" {
-		return nil, fmt.Errorf("%w: detection %q has no host id", ErrInvalidDetection, d.ID)
+		return nil, nil, fmt.Errorf("%w: detection %q has no host id", ErrInvalidDetection, d.ID)
 	}
 	now := e.now()
 	rs := e.rules.Load()
@@ -300,20 +313,24 @@ func (e *Engine) Handle(ctx context.Context, d *ioc.Detection) (*Decision, error
 	for _, ee := range evalErrs {
 		e.log.Warn("response: rule failed to evaluate", "rule", ee.rule.Name, "detection", d.ID, "err", ee.err)
 	}
-	dec := &Decision{Schema: DecisionSchema, ID: DecisionID(d.ID), Time: now, Host: d.Host.ID, DetectionID: d.ID,
+	dec = &Decision{Schema: DecisionSchema, ID: DecisionID(d.ID), Time: now, Host: d.Host.ID, DetectionID: d.ID,
 		DryRun: e.cfg.DryRun, Rules: make([]RuleDecision, 0, len(fired))}
 	for _, f := range fired {
 		env.Bind(f.Indicator)
-		dec.Rules = append(dec.Rules, e.act(ctx, dec, f, env, now))
+		rd, rerr := e.act(ctx, dec, f, env, now)
+		dec.Rules = append(dec.Rules, rd)
+		if retry == nil && rerr != nil {
+			retry = fmt.Errorf("%w: decision %s, rule %s (%s): %w", ErrActionFailed, dec.ID, f.Rule.Name, f.Rule.File, rerr)
+		}
 	}
 	dec.Result = summarize(dec.Rules)
 	if e.cfg.Sink != nil {
 		if err := e.cfg.Sink.Record(ctx, dec); err != nil {
-			return dec, fmt.Errorf("response: record decision %s: %w", dec.ID, err)
+			return dec, retry, fmt.Errorf("response: record decision %s: %w", dec.ID, err)
 		}
 	}
 	e.log.Debug("response: decision", "id", dec.ID, "detection", d.ID, "host", d.Host.ID, "result", dec.Result, "rules", len(dec.Rules))
-	return dec, nil
+	return dec, retry, nil
 }
 
 // newEnv is NewEnv with the host's tags when the Tagger can tell them.
@@ -341,10 +358,12 @@ func summarize(rules []RuleDecision) string {
 	return ResultDryRun
 }
 
-func (e *Engine) act(ctx context.Context, dec *Decision, f Firing, env *Env, now time.Time) RuleDecision {
+// act runs (or prepares) the actions of one fired rule. retry is the
+// first failure that another attempt may not meet.
+func (e *Engine) act(ctx context.Context, dec *Decision, f Firing, env *Env, now time.Time) (rd RuleDecision, retry error) {
 	r := f.Rule
 	dry := e.cfg.DryRun || r.DryRun
-	rd := RuleDecision{Rule: r.Name, File: r.File, Indicator: f.Indicator, IndicatorKind: env.Indicator.Kind,
+	rd = RuleDecision{Rule: r.Name, File: r.File, Indicator: f.Indicator, IndicatorKind: env.Indicator.Kind,
 		IndicatorValue: env.Indicator.Value, DryRun: dry, Actions: make([]ActionRecord, 0, len(r.Actions))}
 	suppressed := false
 	if s := r.Suppress; s != nil {
@@ -353,7 +372,7 @@ func (e *Engine) act(ctx context.Context, dec *Decision, f Firing, env *Env, now
 		vmPool.Put(m)
 		if err != nil {
 			rd.Result, rd.Error = ResultFailed, "suppress.key: "+err.Error()
-			return rd
+			return rd, nil
 		}
 		rd.SuppressKey = formatValue(v)
 		var st Suppression
@@ -366,7 +385,7 @@ func (e *Engine) act(ctx context.Context, dec *Decision, f Firing, env *Env, now
 			// Without the store the rule cannot know whether it already
 			// acted: record the failure rather than act twice or never.
 			rd.Result, rd.Error = ResultFailed, "suppression store: "+err.Error()
-			return rd
+			return rd, fmt.Errorf("suppression store: %w", err)
 		}
 		rd.Suppression = &st
 		suppressed = st.Suppressed
@@ -394,6 +413,9 @@ func (e *Engine) act(ctx context.Context, dec *Decision, f Firing, env *Env, now
 				rec.Result, rec.Error = "failed", err.Error()
 				failed = true
 				e.log.Warn("response: action failed", "rule", r.Name, "action", a.Type(), "host", env.Host.ID, "err", err)
+				if retry == nil && !errors.Is(err, ErrNoService) {
+					retry = fmt.Errorf("actions[%d] %s: %w", i, a.Type(), err)
+				}
 			} else {
 				rec.Result, rec.Detail = "done", detail
 			}
@@ -410,17 +432,29 @@ func (e *Engine) act(ctx context.Context, dec *Decision, f Firing, env *Env, now
 	default:
 		rd.Result = ResultDone
 	}
-	return rd
+	return rd, retry
 }
 
 // Run consumes detections from src and handles each, until ctx ends or
 // src fails. A detection is acknowledged (its handler returns nil) only
 // after its decision and actions are recorded by the Sink; when the Sink
-// fails the detection is delivered again. It returns nil when ctx ended.
+// fails the detection is delivered again. When an action failed in a way
+// another attempt may not (its Isolator, Publisher or Tagger returned an
+// error, or the suppression store did), the decision is recorded with the
+// failure and the handler returns an error wrapping ErrActionFailed, so
+// that the detection is delivered again (with the source's backoff, up to
+// its delivery limit): actions are idempotent by id, the decision id is
+// the same, and the rule is not suppressed by the window its own first
+// attempt opened. An action that cannot succeed on any attempt (a service
+// not configured, a template that does not render) is recorded as failed
+// and the detection acknowledged. It returns nil when ctx ended.
 func (e *Engine) Run(ctx context.Context, src DetectionSource) error {
 	err := src.Consume(ctx, func(ctx context.Context, d ioc.Detection) error {
-		_, err := e.Handle(ctx, &d)
-		return err
+		_, retry, err := e.handle(ctx, &d)
+		if err != nil {
+			return err
+		}
+		return retry
 	})
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return nil

@@ -544,3 +544,91 @@ func TestHostTags(t *testing.T) {
 		t.Fatalf("tags %v", got)
 	}
 }
+
+// flakyIsolator fails its first n calls, then is iso.
+type flakyIsolator struct {
+	n   int
+	iso *responsetest.Isolator
+}
+
+func (f *flakyIsolator) Isolate(ctx context.Context, req response.IsolateRequest) (time.Time, error) {
+	if f.n > 0 {
+		f.n--
+		return time.Time{}, responsetest.ErrInjected
+	}
+	return f.iso.Isolate(ctx, req)
+}
+
+func (f *flakyIsolator) Release(ctx context.Context, req response.ReleaseRequest) error {
+	return f.iso.Release(ctx, req)
+}
+
+// scriptedSource delivers detections in the order given (an id may come
+// again, as a redelivery does) and keeps each handler result.
+type scriptedSource struct {
+	order []ioc.Detection
+	errs  []error
+}
+
+func (s *scriptedSource) Consume(ctx context.Context, h func(ctx context.Context, d ioc.Detection) error) error {
+	for _, d := range s.order {
+		s.errs = append(s.errs, h(ctx, d))
+	}
+	return nil
+}
+
+// A transient action failure is recorded and the detection is not
+// acknowledged: it is delivered again and then acts, even when another
+// detection was suppressed by the window its first attempt opened; the
+// isolation happens once.
+func TestRunRetriesFailedAction(t *testing.T) {
+	rules := rule("r", "true", "    - isolate: {}\n", `suppress: {key: host.id, period: 1h}`)
+	var flaky *flakyIsolator
+	f := newFixture(t, func(c *response.Config) {
+		flaky = &flakyIsolator{n: 1, iso: c.Services.Isolator.(*responsetest.Isolator)}
+		c.Services.Isolator = flaky
+	}, rules)
+	d1 := detection("d1", "h1", "atomic", ind{id: "i", kind: "md5", value: "00112233445566778899aabbccddeeff"})
+	d2 := detection("d2", "h1", "atomic", ind{id: "i", kind: "md5", value: "00112233445566778899aabbccddeeff"})
+	src := &scriptedSource{order: []ioc.Detection{d1, d2, d1}}
+	if err := f.eng.Run(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(src.errs[0], response.ErrActionFailed) || !errors.Is(src.errs[0], responsetest.ErrInjected) ||
+		!strings.Contains(src.errs[0].Error(), "rule r (rules.yaml)") || !strings.Contains(src.errs[0].Error(), "actions[0] isolate") {
+		t.Fatalf("first delivery: %v, want ErrActionFailed naming the rule, action and cause", src.errs[0])
+	}
+	if src.errs[1] != nil || src.errs[2] != nil {
+		t.Fatalf("later deliveries: %v", src.errs[1:])
+	}
+	var results []string
+	for _, d := range f.sink.Decisions() {
+		results = append(results, d.DetectionID+":"+d.Result)
+	}
+	if want := []string{"d1:failed", "d2:suppressed", "d1:done"}; !slices.Equal(results, want) {
+		t.Fatalf("decisions %v, want %v", results, want)
+	}
+	if reqs := f.iso.Requests(); len(reqs) != 1 || reqs[0].Host != "h1" {
+		t.Fatalf("isolate requests %+v, want one for h1", reqs)
+	}
+	if _, ok := f.iso.Deadline("h1"); !ok {
+		t.Fatal("h1 not isolated")
+	}
+}
+
+// An action that no attempt can make succeed (its service is not
+// configured) is recorded as failed and the detection acknowledged.
+func TestRunAcksPermanentFailure(t *testing.T) {
+	f := newFixture(t, func(c *response.Config) { c.Services.Isolator = nil }, rule("r", "true", "    - isolate: {}\n"))
+	src := &responsetest.Source{Detections: []ioc.Detection{
+		detection("d1", "h1", "atomic", ind{id: "i", kind: "md5", value: "00112233445566778899aabbccddeeff"})}}
+	if err := f.eng.Run(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if got := src.Acked(); !slices.Equal(got, []string{"d1"}) {
+		t.Fatalf("acked %v", got)
+	}
+	if decs := f.sink.Decisions(); len(decs) != 1 || decs[0].Result != response.ResultFailed {
+		t.Fatalf("decisions %+v", decs)
+	}
+}

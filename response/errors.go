@@ -42,6 +42,12 @@ var (
 	ErrInvalidConfig = errors.New("response: invalid config")
 	// ErrInvalidDetection: a detection the engine cannot handle.
 	ErrInvalidDetection = errors.New("response: invalid detection")
+	// ErrActionFailed: Engine.Run's handler returns it (wrapped, naming
+	// the decision, rule and action) when an action failed in a way a
+	// later attempt may not (the Isolator, Publisher or suppression store
+	// failed), so that the detection is delivered again. The decision was
+	// recorded with the failure first.
+	ErrActionFailed = errors.New("response: action failed")
 )
 
 // LoadError says where a rule file is wrong: file, 1-based line and

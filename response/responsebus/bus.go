@@ -17,7 +17,13 @@ import (
 const EventKindDecision = "decision"
 
 // Sink records decisions as audit events on
-// cordon.events.<host>.decision, with the decision id as message id.
+// cordon.events.<host>.decision, with the decision id as event id and
+// message id, so that a decision recorded twice is stored once. A
+// decision whose result is response.ResultFailed has the event id
+// "<decision id>.failed": Engine.Run has such a detection delivered
+// again, and the decision of the delivery that succeeds, under the
+// decision id, is then stored too instead of being dropped as a
+// duplicate of the failure.
 type Sink struct {
 	Bus *bus.Bus
 }
@@ -29,7 +35,11 @@ func (s Sink) Record(ctx context.Context, d *response.Decision) error {
 	if err != nil {
 		return fmt.Errorf("responsebus: decision %s: %w", d.ID, err)
 	}
-	_, err = s.Bus.PublishEvent(ctx, bus.Event{ID: d.ID, Time: d.Time, Host: d.Host, Kind: EventKindDecision, Source: "response", Data: data})
+	id := d.ID
+	if d.Result == response.ResultFailed {
+		id += ".failed"
+	}
+	_, err = s.Bus.PublishEvent(ctx, bus.Event{ID: id, Time: d.Time, Host: d.Host, Kind: EventKindDecision, Source: "response", Data: data})
 	if err != nil {
 		return fmt.Errorf("responsebus: decision %s: %w", d.ID, err)
 	}

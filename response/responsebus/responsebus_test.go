@@ -381,3 +381,48 @@ func TestSinkIdempotent(t *testing.T) {
 		t.Fatalf("%d events stored for one decision recorded twice", info.State.Msgs)
 	}
 }
+
+// A failed decision (Run has the detection delivered again) does not
+// keep the decision of the later successful delivery out of the stream:
+// the failure is stored once, the success once, under the decision id.
+func TestSinkStoresOutcomeAfterFailure(t *testing.T) {
+	b := bustest.New(t, bus.Config{Logger: slog.New(slog.DiscardHandler)})
+	s := responsebus.Sink{Bus: b}
+	dec := &response.Decision{Schema: response.DecisionSchema, ID: response.DecisionID("d1"), Time: t0, Host: "h1", DetectionID: "d1", Result: response.ResultFailed}
+	for _, result := range []string{response.ResultFailed, response.ResultFailed, response.ResultDone, response.ResultDone} {
+		dec.Result = result
+		if err := s.Record(ctxT(t), dec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := b.JetStream().Stream(ctxT(t), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for seq := uint64(1); seq <= 2; seq++ {
+		m, err := st.GetMsg(ctxT(t), seq)
+		if err != nil {
+			t.Fatalf("seq %d: %v", seq, err)
+		}
+		e, err := bus.DecodeEvent(m.Subject, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d response.Decision
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e.ID+" "+d.Result)
+	}
+	if want := []string{dec.ID + ".failed failed", dec.ID + " done"}; got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("stored %v, want %v", got, want)
+	}
+	info, err := st.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Fatalf("%d events stored, want 2", info.State.Msgs)
+	}
+}
