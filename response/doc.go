@@ -3,18 +3,19 @@
 //
 // A rule file is a YAML list of rules:
 //
-//   - name: isolate-on-ransomware
-//     description: isolate on a high or critical ransomware IOC
-//     when: detection.severity >= "high" && detection.engine in ["atomic", "yara"] && "ransomware" in indicator.tags
-//     actions:
-//   - isolate: { duration: 8h, reason: "IOC {{ indicator.value }}" }
-//   - notify:  { subject: soc.alerts }
-//     suppress: { key: "host.id + indicator.id", period: 1h }
-//     dry_run: false
-//     stop: false
-//     tests:
-//     match:     [ { host: {id: h-1}, engine: atomic, severity: high, indicators: [ {kind: sha256, value: aa, tags: [ransomware]} ] } ]
-//     non_match: [ { host: {id: h-1}, engine: stix,   severity: high, indicators: [ {kind: sha256, value: aa, tags: [ransomware]} ] } ]
+//	# rules.yaml
+//	- name: isolate-on-ransomware
+//	  description: isolate on a high or critical ransomware IOC
+//	  when: detection.severity >= "high" && detection.engine in ["atomic", "yara"] && "ransomware" in indicator.tags
+//	  actions:
+//	    - isolate: { duration: 8h, reason: "IOC {{ indicator.value }}" }
+//	    - notify:  { subject: soc.alerts }
+//	  suppress: { key: "host.id + indicator.id", period: 1h }
+//	  dry_run: false
+//	  stop: false
+//	  tests:
+//	    match:     [ { host: {id: h-1}, engine: atomic, severity: high, indicators: [ {kind: sha256, value: aa, tags: [ransomware]} ] } ]
+//	    non_match: [ { host: {id: h-1}, engine: stix,   severity: high, indicators: [ {kind: sha256, value: aa, tags: [ransomware]} ] } ]
 //
 // Decoding is strict and everything is checked at load: an unknown key, a
 // value of the wrong type, a `when` that does not type-check as a boolean
