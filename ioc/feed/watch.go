@@ -2,6 +2,7 @@ package feed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -33,9 +34,13 @@ func (w *Watch) Done() <-chan struct{} { return w.done }
 // once and the snapshot swapped; a file that fails keeps its previous
 // content and is reported (Config.OnReload, Config.Logger). Subdirectories
 // are not watched. A change to a name starting with ".." (the "..data"
-// link of a Kubernetes ConfigMap volume) reloads the whole directory. It
-// returns the first load's report, and an error when
-// dir cannot be watched. The watch runs until ctx is done or Stop.
+// link of a Kubernetes ConfigMap volume), or a lost-events overflow of the
+// watcher, reloads the whole directory. Only dir's entries are watched: a
+// change to the target of a symbolic link that lives elsewhere is seen at
+// the next change in dir. When dir itself is removed or renamed the watch
+// reports it and ends (Done is closed); the feeds loaded stay in force. It
+// returns the first load's report, and an error when dir cannot be
+// watched. The watch runs until ctx is done or Stop.
 func (l *Loader) Watch(ctx context.Context, dir string) (*Watch, Reload, error) {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -75,6 +80,12 @@ func (l *Loader) watchLoop(ctx context.Context, dir string, events <-chan fsnoti
 			if !ok {
 				return
 			}
+			if filepath.Clean(ev.Name) == filepath.Clean(dir) && ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 {
+				// The kernel drops the watch with the directory: say so
+				// and end, rather than go on watching nothing.
+				l.watchFailed(dir, errors.New("the directory was removed or renamed; the watch ends and the feeds loaded stay in force"))
+				return
+			}
 			if filepath.Clean(filepath.Dir(ev.Name)) != filepath.Clean(dir) {
 				continue
 			}
@@ -98,9 +109,12 @@ func (l *Loader) watchLoop(ctx context.Context, dir string, events <-chan fsnoti
 				errs = nil
 				continue
 			}
-			l.log.Error("feed: watch error", "dir", dir, "err", err)
-			if l.cfg.OnReload != nil {
-				l.cfg.OnReload(Reload{Errors: []error{&FileError{File: dir, Err: err}}, Snapshot: l.Snapshot()})
+			l.watchFailed(dir, err)
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				// Events were lost: read the whole directory again.
+				all = true
+				t.Reset(l.cfg.Debounce)
+				timer = t.C
 			}
 		case <-timer:
 			timer = nil
@@ -114,5 +128,13 @@ func (l *Loader) watchLoop(ctx context.Context, dir string, events <-chan fsnoti
 			clear(pending)
 			l.sync(dir, names)
 		}
+	}
+}
+
+// watchFailed reports a watch error (not a file's).
+func (l *Loader) watchFailed(dir string, err error) {
+	l.log.Error("feed: watch error", "dir", dir, "err", err)
+	if l.cfg.OnReload != nil {
+		l.cfg.OnReload(Reload{Errors: []error{&FileError{File: dir, Err: err}}, Snapshot: l.Snapshot()})
 	}
 }

@@ -105,6 +105,45 @@ func TestWatchLoopDebounce(t *testing.T) {
 	})
 }
 
+// TestWatchLoopOverflowAndDirGone: an event overflow (events lost)
+// rereads the whole directory; the directory's removal is reported and
+// ends the loop, keeping what was loaded.
+func TestWatchLoopOverflowAndDirGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		rec := &recorder{}
+		l, err := NewLoader(Config{Debounce: time.Second, OnReload: rec.add, Now: func() time.Time { return t0 }})
+		require.NoError(t, err)
+		events := make(chan fsnotify.Event)
+		errs := make(chan error)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.watchLoop(t.Context(), dir, events, errs)
+		}()
+		// Written without an event reaching the loop: only the overflow
+		// says something changed.
+		write(t, dir, "lost.csv", "type,value\ndomain,lost.example\n")
+		errs <- fsnotify.ErrEventOverflow
+		time.Sleep(time.Second)
+		synctest.Wait()
+		rs := rec.all()
+		require.Len(t, rs, 2)
+		assert.ErrorIs(t, rs[0].Err(), fsnotify.ErrEventOverflow)
+		assert.Equal(t, []string{"lost.csv"}, rs[1].Loaded)
+		ev := newEvent(ioc.EventDNS, "linux")
+		ev.DNS = &ioc.DNSEvent{Query: "lost.example"}
+		assert.Len(t, l.Match(&ev), 1)
+
+		events <- fsnotify.Event{Name: dir, Op: fsnotify.Remove}
+		<-done
+		rs = rec.all()
+		require.Len(t, rs, 3)
+		assert.ErrorContains(t, rs[2].Err(), "the directory was removed or renamed")
+		assert.Len(t, l.Match(&ev), 1, "the loaded feeds stay in force")
+	})
+}
+
 // TestWatchReal runs the watch on a real directory with fsnotify. It waits
 // for the reload reports, not for timers.
 func TestWatchReal(t *testing.T) {
