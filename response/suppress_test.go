@@ -60,3 +60,26 @@ func TestSuppressionKey(t *testing.T) {
 		t.Fatal(a)
 	}
 }
+
+// MemoryTags drops the expired tags of hosts that are never read again.
+func TestMemoryTagsPrunes(t *testing.T) {
+	ctx := context.Background()
+	var m response.MemoryTags
+	for i := range 5000 {
+		if err := m.Tag(ctx, fmt.Sprint("h-", i), "t", t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Tag(ctx, "kept", "t", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for range 5000 {
+		m.HostTags("reader", t0.Add(2*time.Minute))
+	}
+	if n := m.Len(); n != 1 {
+		t.Fatalf("%d hosts kept, want 1 (the tag in force)", n)
+	}
+	if got := m.HostTags("kept", t0.Add(2*time.Minute)); len(got) != 1 || got[0] != "t" {
+		t.Fatalf("kept: %v", got)
+	}
+}

@@ -16,11 +16,13 @@ type TagReader interface {
 
 // MemoryTags is a Tagger and TagReader in memory: each (host, tag) has an
 // expiry; tagging again keeps the later one. Expired tags are dropped as
-// the host is read or tagged. The zero value is ready; it is safe for
-// concurrent use.
+// the host is read, and those of every host every few thousand reads, so
+// that hosts tagged once and never seen again do not pile up. The zero
+// value is ready; it is safe for concurrent use.
 type MemoryTags struct {
-	mu sync.Mutex
-	m  map[string]map[string]time.Time
+	mu    sync.Mutex
+	m     map[string]map[string]time.Time
+	reads int
 }
 
 // Tag implements Tagger.
@@ -57,6 +59,29 @@ func (t *MemoryTags) HostTags(host string, now time.Time) []string {
 	if len(tags) == 0 {
 		delete(t.m, host)
 	}
+	if t.reads++; t.reads%pruneEvery == 0 {
+		t.pruneLocked(now)
+	}
 	slices.Sort(out)
 	return out
+}
+
+// Len is the number of hosts with tags kept (in force or not yet dropped).
+func (t *MemoryTags) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+func (t *MemoryTags) pruneLocked(now time.Time) {
+	for host, tags := range t.m {
+		for tag, until := range tags {
+			if !now.Before(until) {
+				delete(tags, tag)
+			}
+		}
+		if len(tags) == 0 {
+			delete(t.m, host)
+		}
+	}
 }
