@@ -336,7 +336,10 @@ func (p *parser) item(e *elem) (*logic.Node, error) {
 	}
 	p.leaves++
 	if op != logic.OpEq || negate || (p.term != "" && p.term != key) ||
-		tm.kind == ioc.KindFilePath && strings.ContainsAny(value, "*?") {
+		tm.kind == ioc.KindFilePath && strings.ContainsAny(value, "*?") ||
+		preserve && !caseFree(tm.kind) {
+		// The atomic sets compare names and paths without regard to case
+		// (on Windows hosts): preserve-case needs the tree.
 		p.atomic = false
 	}
 	p.term = key
@@ -346,6 +349,18 @@ func (p *parser) item(e *elem) (*logic.Node, error) {
 		return nil, p.fail(content.line, "%s %s %q: %s", search, cond, value, strings.TrimPrefix(err.Error(), logic.ErrInvalidCond.Error()+": "))
 	}
 	return n, nil
+}
+
+// caseFree reports whether values of kind k are compared in a normalized
+// form where case carries no meaning (digests, addresses, host names,
+// registry keys), so preserve-case changes nothing.
+func caseFree(k ioc.Kind) bool {
+	switch k {
+	case ioc.KindMD5, ioc.KindSHA1, ioc.KindSHA256, ioc.KindSHA512, ioc.KindIPv4, ioc.KindIPv6, ioc.KindCIDR,
+		ioc.KindHostname, ioc.KindDomain, ioc.KindRegistryKey:
+		return true
+	}
+	return false
 }
 
 func boolAttr(e *elem, name string) (bool, error) {

@@ -149,6 +149,30 @@ func TestAtomic(t *testing.T) {
 	assert.Empty(t, set.Match(&ev, t0))
 }
 
+// TestPreserveCaseIsNotAtomic: an "is" with preserve-case on a name is
+// a tree that compares case; on a digest it stays atomic.
+func TestPreserveCaseIsNotAtomic(t *testing.T) {
+	pc := func(search, content string) string {
+		return head11 + "<Indicator operator=\"OR\">\n" + `<IndicatorItem condition="is" preserve-case="true"><Context search="` + search + `"/><Content>` + content + "</Content></IndicatorItem>\n</Indicator></criteria></OpenIOC>"
+	}
+	res, err := Parse([]byte(pc("FileItem/FileName", "Invoice.EXE")), Config{})
+	require.NoError(t, err)
+	require.Empty(t, res.Indicators)
+	require.Len(t, res.Trees, 1)
+	set, err := logic.Compile(res.Trees)
+	require.NoError(t, err)
+	ev := newEvent(ioc.EventFile)
+	ev.File = &ioc.FileEvent{Path: `C:\Users\x\Invoice.EXE`}
+	assert.Len(t, set.Eval(&ev, t0, nil), 1)
+	ev.File = &ioc.FileEvent{Path: `C:\Users\x\invoice.exe`}
+	assert.Empty(t, set.Eval(&ev, t0, nil))
+
+	res, err = Parse([]byte(pc("FileItem/Md5sum", "0CC175B9C0F1B6A831C399E269772661")), Config{})
+	require.NoError(t, err)
+	assert.Empty(t, res.Trees)
+	require.Len(t, res.Indicators, 1)
+}
+
 const head11 = `<OpenIOC xmlns="http://openioc.org/schemas/OpenIOC_1.1" id="x"><criteria>
 `
 
