@@ -509,8 +509,6 @@ func isLocal(a netip.Addr, local map[netip.Addr]bool) bool {
 }
 
 // endConnections destroys the TCP sockets whose flow p does not allow.
-// The initiator of a connection is told by the listening sockets: a
-// connection on a local port with a listener was accepted (inbound).
 func (e *Enforcer) endConnections(p isolation.Plan, local map[netip.Addr]bool) error {
 	d, err := openDiag(e.ns)
 	if err != nil {
@@ -538,16 +536,13 @@ func (e *Enforcer) endConnections(p isolation.Plan, local map[netip.Addr]bool) e
 }
 
 // connectionsToEnd picks, from a sock_diag dump, the connections p does
-// not allow.
+// not allow. The initiator of a connection is told by the listening
+// sockets (isolation.Listeners).
 func connectionsToEnd(p isolation.Plan, socks []sockInfo, local map[netip.Addr]bool) []sockInfo {
-	type listener struct {
-		addr netip.Addr
-		port uint16
-	}
-	listening := map[listener]bool{}
+	var listening isolation.Listeners
 	for _, s := range socks {
 		if s.state == tcpListen {
-			listening[listener{s.src.Unmap(), s.sport}] = true
+			listening.Add(netip.AddrPortFrom(s.src, s.sport))
 		}
 	}
 	var out []sockInfo
@@ -555,13 +550,7 @@ func connectionsToEnd(p isolation.Plan, socks []sockInfo, local map[netip.Addr]b
 		if !destroyable(s.state) || isLocal(s.dst, local) {
 			continue
 		}
-		f := isolation.Flow{Initiator: isolation.DirectionOut, Protocol: isolation.ProtocolTCP,
-			Remote: s.dst.Unmap(), LocalPort: s.sport, RemotePort: s.dport}
-		src := s.src.Unmap()
-		unspec4, unspec6 := netip.IPv4Unspecified(), netip.IPv6Unspecified()
-		if listening[listener{src, s.sport}] || listening[listener{unspec4, s.sport}] || listening[listener{unspec6, s.sport}] {
-			f.Initiator = isolation.DirectionIn
-		}
+		f := listening.TCPFlow(netip.AddrPortFrom(s.src, s.sport), netip.AddrPortFrom(s.dst, s.dport), "")
 		if !p.Allows(f) {
 			out = append(out, s)
 		}
