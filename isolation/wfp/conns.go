@@ -49,32 +49,15 @@ type ConnTable interface {
 	EndTCP(c TCPConn) error
 }
 
-// connFlow returns the flow of connection c as the plan sees it. A
-// connection whose local port has a listener on the same or the
-// unspecified local address was initiated by the remote side.
-func connFlow(c TCPConn, listeners map[netip.AddrPort]bool) isolation.Flow {
-	local := netip.AddrPortFrom(c.Local.Addr().Unmap(), c.Local.Port())
-	unspec := netip.IPv4Unspecified()
-	if local.Addr().Is6() {
-		unspec = netip.IPv6Unspecified()
-	}
-	in := listeners[local] || listeners[netip.AddrPortFrom(unspec, local.Port())]
-	f := isolation.Flow{Initiator: isolation.DirectionOut, Protocol: isolation.ProtocolTCP,
-		Remote: c.Remote.Addr().Unmap(), LocalPort: c.Local.Port(), RemotePort: c.Remote.Port(), Application: c.App}
-	if in {
-		f.Initiator = isolation.DirectionIn
-	}
-	return f
-}
-
 // connsToEnd returns the live connections of table that the installed
-// filters fs would not let through. appID resolves a connection's
-// executable to its app id ("" when unknown).
+// filters fs would not let through. Who opened a connection is told by
+// the table's listeners (isolation.Listeners). appID resolves a
+// connection's executable to its app id ("" when unknown).
 func connsToEnd(fs []Filter, table []TCPConn, appID func(path string) string) []TCPConn {
-	listeners := map[netip.AddrPort]bool{}
+	var listeners isolation.Listeners
 	for _, c := range table {
 		if c.State == TCPListen {
-			listeners[netip.AddrPortFrom(c.Local.Addr().Unmap(), c.Local.Port())] = true
+			listeners.Add(c.Local)
 		}
 	}
 	var out []TCPConn
@@ -86,7 +69,7 @@ func connsToEnd(fs []Filter, table []TCPConn, appID func(path string) string) []
 		if c.App != "" && appID != nil {
 			id = appID(c.App)
 		}
-		if !permitted(fs, connFlow(c, listeners), id) {
+		if !permitted(fs, listeners.TCPFlow(c.Local, c.Remote, c.App), id) {
 			out = append(out, c)
 		}
 	}

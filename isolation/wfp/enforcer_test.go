@@ -329,6 +329,27 @@ func TestEndConnections(t *testing.T) {
 	}
 }
 
+// TestEndConnectionsDualStackListener: an IPv4 connection accepted by a
+// dual-stack socket listening on [::] (listed in the IPv4 table, its
+// listener in the IPv6 table) is inbound, and kept when an inbound rule
+// allows it.
+func TestEndConnectionsDualStackListener(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	conns := &fakeConns{conns: []TCPConn{
+		{Local: ap("[::]:22"), State: TCPListen},
+		{Local: ap("192.0.2.10:22"), Remote: ap("198.18.2.5:40002"), State: TCPEstab}, // allowed ssh-in: keep
+		{Local: ap("192.0.2.10:22"), Remote: ap("198.18.2.6:40003"), State: TCPEstab}, // other host: end
+	}}
+	e := newTestEnforcer(t, newFakeEngine(), conns)
+	defer e.Close()
+	if err := e.Apply(context.Background(), isolationtest.PlanB()); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if got, want := conns.endedRemotes(), []netip.AddrPort{ap("198.18.2.6:40003")}; !slices.Equal(got, want) {
+		t.Fatalf("ended %v, want %v", got, want)
+	}
+}
+
 func TestEndConnectionsFailure(t *testing.T) {
 	conns := &fakeConns{
 		conns:  []TCPConn{{Local: netip.MustParseAddrPort("192.0.2.10:40001"), Remote: netip.MustParseAddrPort("198.18.9.9:443"), State: TCPEstab}},
