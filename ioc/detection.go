@@ -132,6 +132,10 @@ func (d *Detection) UnmarshalJSON(data []byte) error {
 	}
 	p.plain = &plain{}
 	if err := decodeStrict(data, &p, ErrInvalidDetection); err != nil {
+		// encoding/json names fields of the embedded struct after it.
+		if fe, ok := err.(*FieldError); ok {
+			fe.Field = strings.TrimPrefix(fe.Field, "plain.")
+		}
 		return err
 	}
 	det := Detection(*p.plain)

@@ -202,3 +202,15 @@ func TestSampleEventsMatch(t *testing.T) {
 		assert.ElementsMatch(t, want[i], ids, "event %s", ev.ID)
 	}
 }
+
+func TestDetectionTypeErrorNamesField(t *testing.T) {
+	in := `{"schema":"cordon.detection/v1","id":"d","fingerprint":"f","time":"2026-11-25T10:00:00Z","host":{"id":"h"},"engine":"atomic","rule":"","indicators":[{"id":"i","kind":"md5","value":"x","score":"high"}],"severity":"high","event":{"schema":"cordon.event/v1","id":"e","time":"2026-11-25T10:00:00Z","host":{"id":"h"},"kind":"mutex","mutex":{"name":"m"}}}`
+	_, err := DecodeDetection([]byte(in))
+	var fe *FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "indicators.score", fe.Field)
+	in = strings.Replace(in, `"score":"high"`, `"score":7`, 1)
+	_, err = DecodeDetection([]byte(strings.Replace(in, `"name":"m"`, `"name":7`, 1)))
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "event.mutex.name", fe.Field)
+}

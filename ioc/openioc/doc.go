@@ -27,8 +27,12 @@
 // An item with another term never holds; Parse reports each such term as
 // a Warning (with Config.Strict, as an error). An IOC whose items are all
 // "is" on one term with an atomic kind (digests, FullPath, FileName,
-// process name, remote IP, DNS host, URL, registry path, mutex), under OR,
-// becomes atomic indicators instead of a tree.
+// remote IP, DNS host, URL, registry path, mutex), under OR, without
+// preserve-case on a name, path or mutex, becomes atomic indicators
+// instead of a tree. ProcessItem/name stays a tree: the atomic process
+// name set also matches an event's parent process name. The atomic sets
+// read a value wherever an event carries it (a FileItem digest or name
+// also matches a process image, PortItem/remoteIP also a DNS answer).
 //
 // Errors name the file, the line and what is wrong: an unknown condition,
 // an item without Context or Content, a value that is not of its term's

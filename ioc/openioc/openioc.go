@@ -65,7 +65,9 @@ var terms = map[string]term{
 	"fileitem/filename":                  t(ioc.KindFileName, logic.FileName),
 	"fileitem/fileextension":             t(0, logic.FileExt),
 	"fileitem/sizeinbytes":               t(0, logic.FileSize),
-	"processitem/name":                   t(ioc.KindProcessName, logic.ProcName),
+	// Not atomic: the process-name set also matches process.parent_name,
+	// which is ParentProcessName's, not name's.
+	"processitem/name":                   t(0, logic.ProcName),
 	"processitem/path":                   t(0, logic.ProcPath, logic.ProcDir),
 	"processitem/arguments":              t(0, logic.ProcCmdLine),
 	"processitem/parentprocessname":      t(0, logic.ProcParentName),

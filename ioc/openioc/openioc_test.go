@@ -173,6 +173,25 @@ func TestPreserveCaseIsNotAtomic(t *testing.T) {
 	require.Len(t, res.Indicators, 1)
 }
 
+// TestProcessNameIsNotParentName: ProcessItem/name never matches the
+// parent's name, which the atomic process-name set would.
+func TestProcessNameIsNotParentName(t *testing.T) {
+	doc := head11 + "<Indicator operator=\"OR\">\n" + xitem("is", "ProcessItem/name", "dropper.exe") + "</Indicator></criteria></OpenIOC>"
+	res, err := Parse([]byte(doc), Config{})
+	require.NoError(t, err)
+	atomic, err := ioc.Compile(res.Indicators)
+	require.NoError(t, err)
+	trees, err := logic.Compile(res.Trees)
+	require.NoError(t, err)
+	matches := func(name, parent string) bool {
+		ev := newEvent(ioc.EventProcess)
+		ev.Process = &ioc.ProcessEvent{Name: name, ParentName: parent, PID: 7}
+		return len(atomic.Match(&ev, t0))+len(trees.Eval(&ev, t0, nil)) > 0
+	}
+	assert.True(t, matches("Dropper.exe", "explorer.exe"))
+	assert.False(t, matches("cmd.exe", "dropper.exe"))
+}
+
 const head11 = `<OpenIOC xmlns="http://openioc.org/schemas/OpenIOC_1.1" id="x"><criteria>
 `
 
