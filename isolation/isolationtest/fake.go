@@ -146,10 +146,17 @@ func (f *Fake) Close() error {
 	return nil
 }
 
-// Observe implements isolation.Observer.
+// Observe implements isolation.Observer. After Close it returns an error
+// wrapping isolation.ErrClosed, as the contract asks.
 func (f *Fake) Observe(ctx context.Context) (isolation.Observation, error) {
+	f.mu.Lock()
+	closed := f.closed
+	f.mu.Unlock()
+	if closed {
+		return isolation.Observation{}, fmt.Errorf("fake enforcer: observe: %w", isolation.ErrClosed)
+	}
 	if err := ctx.Err(); err != nil {
-		return isolation.Observation{}, err
+		return isolation.Observation{}, fmt.Errorf("fake enforcer: observe: %w", err)
 	}
 	h := f.host
 	h.mu.Lock()

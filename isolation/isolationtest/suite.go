@@ -297,6 +297,11 @@ func testClose(t *testing.T, h Host) {
 	if err := h.Enforcer.Clear(context.Background()); !errors.Is(err, isolation.ErrClosed) {
 		t.Fatalf("Clear after Close = %v, want ErrClosed", err)
 	}
+	if o, ok := h.Enforcer.(isolation.Observer); ok {
+		if _, err := o.Observe(context.Background()); !errors.Is(err, isolation.ErrClosed) {
+			t.Fatalf("Observe after Close = %v, want ErrClosed", err)
+		}
+	}
 	if h.Reopen == nil {
 		return
 	}
