@@ -57,14 +57,14 @@ func t(kind ioc.Kind, fields ...logic.Field) term { return term{fields: fields, 
 
 // terms, by lower-case search term.
 var terms = map[string]term{
-	"fileitem/md5sum":                    t(ioc.KindMD5, logic.FileMD5),
-	"fileitem/sha1sum":                   t(ioc.KindSHA1, logic.FileSHA1),
-	"fileitem/sha256sum":                 t(ioc.KindSHA256, logic.FileSHA256),
-	"fileitem/fullpath":                  t(ioc.KindFilePath, logic.FilePath),
-	"fileitem/filepath":                  t(0, logic.FileDir),
-	"fileitem/filename":                  t(ioc.KindFileName, logic.FileName),
-	"fileitem/fileextension":             t(0, logic.FileExt),
-	"fileitem/sizeinbytes":               t(0, logic.FileSize),
+	"fileitem/md5sum":        t(ioc.KindMD5, logic.FileMD5),
+	"fileitem/sha1sum":       t(ioc.KindSHA1, logic.FileSHA1),
+	"fileitem/sha256sum":     t(ioc.KindSHA256, logic.FileSHA256),
+	"fileitem/fullpath":      t(ioc.KindFilePath, logic.FilePath),
+	"fileitem/filepath":      t(0, logic.FileDir),
+	"fileitem/filename":      t(ioc.KindFileName, logic.FileName),
+	"fileitem/fileextension": t(0, logic.FileExt),
+	"fileitem/sizeinbytes":   t(0, logic.FileSize),
 	// Not atomic: the process-name set also matches process.parent_name,
 	// which is ParentProcessName's, not name's.
 	"processitem/name":                   t(0, logic.ProcName),
