@@ -718,7 +718,13 @@ func (m *Manager) Restore(ctx context.Context) error {
 		m.mu.Unlock()
 		if o, ok := m.cfg.Enforcer.(Observer); ok {
 			obs, oerr := o.Observe(ctx)
-			if oerr == nil && obs.Active {
+			if oerr != nil {
+				m.log.Warn("isolation: cannot read back the enforcer's state", "err", oerr, "active", obs.Active)
+			}
+			// Rules that read back wrong (tampered, or foreign content in
+			// the enforcer's table) are still the enforcer's: clear them
+			// too, or the host stays cut off with the state "off".
+			if obs.Active || errors.Is(oerr, ErrReadBack) {
 				m.log.Warn("isolation: rules in force without a persisted isolation; clearing them")
 				if err := m.cfg.Enforcer.Clear(ctx); err != nil {
 					rec.State, rec.Target = StateReleasing, StateOff

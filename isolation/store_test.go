@@ -3,6 +3,7 @@ package isolation_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -119,6 +120,43 @@ func TestRestoreClearsStaleRules(t *testing.T) {
 		}
 		if ev := s.last(); ev.Kind != isolation.EventReleased {
 			t.Fatalf("event %+v", ev)
+		}
+	})
+}
+
+// unreadable is an enforcer whose Observe finds its rules in force but
+// not readable as a plan (tampered, or foreign content in its table).
+type unreadable struct{ *isolationtest.Fake }
+
+func (u unreadable) Observe(ctx context.Context) (isolation.Observation, error) {
+	obs, err := u.Fake.Observe(ctx)
+	if err != nil || !obs.Active {
+		return obs, err
+	}
+	return isolation.Observation{Active: true}, fmt.Errorf("unreadable: %w", isolation.ErrReadBack)
+}
+
+func TestRestoreClearsStaleRulesThatReadBackWrong(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := isolationtest.NewFake()
+		if err := fake.Apply(context.Background(), isolationtest.PlanA()); err != nil {
+			t.Fatal(err)
+		}
+		cfg := baseConfig()
+		cfg.Enforcer, cfg.Resolver = unreadable{fake}, &resolver{}
+		m, err := isolation.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.Restore(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if active, _ := fake.Host().Active(); active {
+			t.Fatal("stale rules that read back wrong were kept while the state is off")
+		}
+		if st := m.Status(); st.State != isolation.StateOff {
+			t.Fatalf("status %+v", st)
 		}
 	})
 }
