@@ -429,17 +429,23 @@ func (s *ControlServer) release(ctx context.Context, peer Peer, req ControlReque
 		m.auditRefused(ctx, who, req.Reason, "local release is disabled (no password configured)")
 		return ControlResponse{Code: CodeDisabled, Error: "local release is disabled: no password is configured"}
 	}
+	// The lockout is checked and the failure recorded under the same lock
+	// as the verification, so that connections racing each other cannot
+	// get more than MaxFailures guesses into one window.
+	s.pwMu.Lock()
 	if wait := s.lockedFor(); wait > 0 {
+		s.pwMu.Unlock()
 		m.auditRefused(ctx, who, req.Reason, ErrRateLimited.Error())
 		return ControlResponse{Code: CodeRateLimited, Error: ErrRateLimited.Error(), RetryAfter: Duration(wait)}
 	}
-	s.pwMu.Lock()
 	ok := s.hash.Verify(req.Password)
-	s.pwMu.Unlock()
 	if !ok {
 		s.mu.Lock()
 		s.failures = append(s.failures, s.cfg.Now())
 		s.mu.Unlock()
+	}
+	s.pwMu.Unlock()
+	if !ok {
 		s.log.Warn("isolation: local release refused: wrong password", "peer", who)
 		m.auditRefused(ctx, who, req.Reason, ErrBadPassword.Error())
 		return ControlResponse{Code: CodeBadPassword, Error: ErrBadPassword.Error()}

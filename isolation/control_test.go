@@ -5,6 +5,7 @@ package isolation_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -286,5 +287,45 @@ func TestListenControlPathChecks(t *testing.T) {
 	srv.Close()
 	if _, err := isolation.ListenControl(isolation.ControlConfig{Path: stale, Manager: m, PasswordHash: "$argon2id$bad"}); !errors.Is(err, isolation.ErrBadHash) {
 		t.Fatalf("bad hash accepted: %v", err)
+	}
+}
+
+// TestControlRateLimitConcurrent: wrong passwords sent over several
+// connections at once get no more than MaxFailures guesses checked.
+func TestControlRateLimitConcurrent(t *testing.T) {
+	// A hash slow enough (a few ms) that the connections overlap while one
+	// is being checked.
+	hash, err := isolation.HashPassword("correct horse", isolation.Argon2Params{Memory: 8 * 1024, Time: 2, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newControlEnv(t, func(c *isolation.ControlConfig) { c.MaxFailures = 2; c.MaxConns = 8; c.PasswordHash = hash })
+	ctx := context.Background()
+	if _, err := e.m.Isolate(ctx, isolation.Request{Mode: isolation.ModeAutomatic}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[string]int{}
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.client.Release(ctx, "nope", "")
+			k := fmt.Sprint("other: ", err)
+			switch {
+			case errors.Is(err, isolation.ErrBadPassword):
+				k = "bad"
+			case errors.Is(err, isolation.ErrRateLimited):
+				k = "limited"
+			}
+			mu.Lock()
+			counts[k]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if counts["bad"] != 2 || counts["limited"] != 6 {
+		t.Fatalf("answers %v, want 2 wrong-password checks and 6 lockouts", counts)
 	}
 }
