@@ -57,9 +57,12 @@ type Cond struct {
 	// Negate inverts the outcome for an event that has the field.
 	Negate bool
 	// CaseSensitive makes text comparisons exact; by default they ignore
-	// case (Unicode simple folding). Digests, addresses, domain names and
-	// registry keys are compared in their normalized form either way.
+	// case (Unicode simple folding). Digests, addresses, domain names,
+	// registry keys and Windows paths are compared in their normalized
+	// (lower-case) form either way, by every operator.
 	CaseSensitive bool
+
+	exact bool // CaseSensitive, and the field's form keeps case
 
 	re       *regexp.Regexp
 	nums     []int64
@@ -99,11 +102,17 @@ func NewCond(c Cond) (*Node, error) {
 		switch c.Op {
 		case OpEq, OpIn, OpLT, OpLE, OpGT, OpGE:
 			vals[i] = f0.Normalize(v)
+		case OpPrefix, OpContains, OpLike:
+			vals[i] = f0.expandHive(strings.TrimSpace(v))
 		default:
 			vals[i] = v
 		}
 	}
 	c.Values = vals
+	c.exact = c.CaseSensitive
+	for _, v := range vals {
+		c.exact = c.exact && !caseless(f0, v)
+	}
 	numeric := true
 	for _, f := range c.Fields {
 		numeric = numeric && f.Numeric()
@@ -143,7 +152,7 @@ func NewCond(c Cond) (*Node, error) {
 		}
 	case OpRegex:
 		src := vals[0]
-		if !c.CaseSensitive {
+		if !c.exact {
 			src = "(?i)" + src
 		}
 		re, err := regexp.Compile(src)
@@ -154,7 +163,7 @@ func NewCond(c Cond) (*Node, error) {
 	case OpLike:
 		var b strings.Builder
 		b.WriteString("(?s)^")
-		if !c.CaseSensitive {
+		if !c.exact {
 			b.WriteString("(?i)")
 		}
 		for _, r := range vals[0] {
@@ -181,7 +190,7 @@ func NewCond(c Cond) (*Node, error) {
 		}
 		c.prefixes = []netip.Prefix{p.Masked()}
 	}
-	if !c.CaseSensitive {
+	if !c.exact {
 		c.folded = make([]string, len(vals))
 		for i, v := range vals {
 			c.folded[i] = strings.ToLower(v)
@@ -222,7 +231,7 @@ func (c *Cond) test(f Field, v string) bool {
 			return false
 		}
 		for _, x := range c.Values {
-			if c.CaseSensitive && v == x || !c.CaseSensitive && strings.EqualFold(v, x) {
+			if c.exact && v == x || !c.exact && strings.EqualFold(v, x) {
 				return true
 			}
 		}
@@ -267,7 +276,7 @@ func (c *Cond) test(f Field, v string) bool {
 }
 
 func (c *Cond) fold(v string) string {
-	if c.CaseSensitive {
+	if c.exact {
 		return v
 	}
 	return strings.ToLower(v)
@@ -306,4 +315,18 @@ func (c *Cond) eval(o *observed) (ok bool, hitField Field, hitValue string) {
 		}
 	}
 	return ok, hitField, hitValue
+}
+
+// caseless reports whether f's values are normalized to lower case, so
+// that a literal v compared with them must ignore case whatever the
+// condition says: digests, addresses, names of the DNS, registry keys,
+// Windows paths (v with a backslash or a drive letter).
+func caseless(f Field, v string) bool {
+	switch fieldInfo[f].form {
+	case formHash, formAddr, formDomain, formHostOrAddr, formRegistry, formKeyPath, formLower, formUpper:
+		return true
+	case formPath, formDir:
+		return strings.Contains(v, `\`) || len(v) >= 2 && v[1] == ':'
+	}
+	return f == ServiceName
 }

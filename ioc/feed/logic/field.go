@@ -190,6 +190,26 @@ func (f Field) Normalize(v string) string {
 	return v
 }
 
+// expandHive returns a partial value of a registry field (the start of a
+// key, for prefix, substring and LIKE tests) with a leading hive
+// abbreviation in the long form keys are normalized to: `HKLM\Software`
+// becomes `hkey_local_machine\Software`. Other values are returned as
+// they are.
+func (f Field) expandHive(v string) string {
+	if !f.Valid() || fieldInfo[f].form != formRegistry {
+		return v
+	}
+	hive, rest, found := strings.Cut(v, `\`)
+	long, err := ioc.Normalize(ioc.KindRegistryKey, hive)
+	if err != nil || strings.ContainsAny(hive, "%_*?") {
+		return v
+	}
+	if found {
+		return long + `\` + rest
+	}
+	return long
+}
+
 // observed holds the normalized values of the fields of one event.
 type observed struct {
 	vals  [fieldEnd]string

@@ -33,6 +33,8 @@ func TestEval(t *testing.T) {
 	dns.DNS = &ioc.DNSEvent{Query: "C2.Evil.example.", Answers: []string{"cdn.example", "192.0.2.9"}}
 	reg := base(ioc.EventRegistry, "windows")
 	reg.Registry = &ioc.RegistryEvent{Key: `HKLM\Software\Microsoft\Windows\CurrentVersion\Run`, ValueName: "Updater", Data: `C:\ProgramData\u.exe`}
+	linuxProc := base(ioc.EventProcess, "linux")
+	linuxProc.Process = &ioc.ProcessEvent{Path: "/tmp/.x/kworkerd"}
 	web := base(ioc.EventHTTP, "linux")
 	web.HTTP = &ioc.HTTPEvent{URL: "HTTP://Dl.Evil.example:80/a/payload.bin?x=1", Method: "get"}
 
@@ -93,6 +95,27 @@ func TestEval(t *testing.T) {
 				leaf(t, Cond{Fields: []Field{RegPath}, Op: OpEq, Values: []string{`HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows\CurrentVersion\Run\updater`}}),
 				leaf(t, Cond{Fields: []Field{RegData}, Op: OpPrefix, Values: []string{`c:\programdata\`}}))
 		}, reg, true},
+		{"registry key starts with an abbreviated hive", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{RegKey}, Op: OpPrefix, Values: []string{`HKLM\Software\Microsoft\`}})
+		}, reg, true},
+		{"registry key contains, abbreviated hive, other key", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{RegKey}, Op: OpContains, Values: []string{`HKCU\Software\Microsoft`}})
+		}, reg, false},
+		{"case-sensitive LIKE on a registry key ignores case", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{RegKey}, Op: OpLike, Values: []string{`HKEY_LOCAL_MACHINE\Software\%\Run`}, CaseSensitive: true})
+		}, reg, true},
+		{"case-sensitive regex on a registry key ignores case", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{RegPath}, Op: OpRegex, Values: []string{`\\Run\\Updater$`}, CaseSensitive: true})
+		}, reg, true},
+		{"case-sensitive contains on a Windows directory ignores case", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{FileDir}, Op: OpContains, Values: []string{`\AppData`}, CaseSensitive: true})
+		}, file, true},
+		{"case-sensitive suffix on a Linux path keeps case", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{ProcPath}, Op: OpSuffix, Values: []string{"/Kworkerd"}, CaseSensitive: true})
+		}, linuxProc, false},
+		{"case-sensitive suffix on a Linux path", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{ProcPath}, Op: OpSuffix, Values: []string{"/kworkerd"}, CaseSensitive: true})
+		}, linuxProc, true},
 		{"url and host", func(t testing.TB) *Node {
 			return And(leaf(t, Cond{Fields: []Field{HTTPURL}, Op: OpEq, Values: []string{"http://dl.evil.example/a/payload.bin?x=1"}}),
 				leaf(t, Cond{Fields: []Field{HTTPHost}, Op: OpEq, Values: []string{"DL.evil.example"}}),
