@@ -13,7 +13,10 @@
 // Enforcer, the interface each platform adapter implements (nftables on
 // Linux, WFP on Windows, pf on macOS), puts a plan into effect, ending the
 // connections it does not allow, and reads its rules back before it reports
-// success. isolation/isolationtest holds a fake Enforcer and the
+// success. The Manager reports "on" only then: an Apply that fails (rules
+// that read back wrong, ErrReadBack; rules in force but connections left
+// open, ErrConnectionsLeft) leaves the state failed, and retried.
+// isolation/isolationtest holds a fake Enforcer and the
 // conformance suite every adapter runs.
 //
 // # Usage
@@ -60,6 +63,8 @@
 // Manager is safe for concurrent use: transitions (Isolate, Release,
 // SetExclusions, Restore and the Manager's own deadline, refresh, retry
 // and dead-man work) are serialized, and Status never waits for one.
+// Close waits for a transition in progress, so it must not be called from
+// the Enforcer, Store or Sink while the Manager is calling them.
 // ControlServer, ControlClient, FileStore and MemoryStore are safe for
 // concurrent use. Plan, Rule, Endpoint and Exclusions are values, safe to
 // share when not mutated. Time comes from the time package, so tests run

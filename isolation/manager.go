@@ -260,8 +260,10 @@ func New(cfg Config) (*Manager, error) {
 // background work: once Close returns, the Manager calls neither the
 // Enforcer nor the Store nor the Sink, so the caller may close them. It
 // does not release the isolation (rules outlive the agent; Restore on the
-// next start reconciles) and does not close the Enforcer. Later calls
-// return ErrClosed; Close again returns nil.
+// next start reconciles) and does not close the Enforcer. It must not be
+// called from the Enforcer, Store or Sink while the Manager is calling
+// them (it would wait for itself). Later calls return ErrClosed; Close
+// again returns nil.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	if m.closed {
