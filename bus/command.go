@@ -405,7 +405,10 @@ func (b *Bus) PublishCommand(ctx context.Context, sc SignedCommand) (PubAck, err
 // "cordon.commands.<host>". Commands stored while the host was away are
 // delivered when it consumes again, unless they expired. A command v
 // refuses (forged, untrusted, expired, replayed, for another host) is
-// dead-lettered with reason "rejected". v's Host, when set, must be host.
+// dead-lettered with reason "rejected"; one refused because v's replay
+// memory is full (ErrReplayCacheFull) is delivered again with the
+// consumer's backoff, and dead-lettered only after MaxDeliver attempts.
+// v's Host, when set, must be host.
 // ctx bounds the setup only: the subscription runs until Stop or Close.
 // It fails with ErrInvalidConfig, ErrInvalidSubject, ErrClosed or a
 // JetStream error.
@@ -432,6 +435,11 @@ func (b *Bus) ConsumeCommands(ctx context.Context, host string, v *Verifier, cc 
 	return consume(ctx, b, StreamCommands, PrefixCommands, cc, []string{subj}, "cordon-commands-"+host,
 		func(d Delivery, data []byte) (Command, error) {
 			c, err := v.verify(data, d.StreamSeq)
+			if errors.Is(err, ErrReplayCacheFull) {
+				// Room is made as remembered ids expire: try again later
+				// rather than lose a valid command.
+				return c, fmt.Errorf("%w: %w", errRetryLater, err)
+			}
 			if err != nil {
 				return c, rejectErr(err)
 			}

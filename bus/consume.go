@@ -336,6 +336,14 @@ func handleMsg[T any](s *Subscription, m jetstream.Msg, decode decodeFunc[T], h 
 	}
 	v, err := decode(d, data)
 	if err != nil {
+		if errors.Is(err, errRetryLater) {
+			if d.Attempt < uint64(s.cfg.MaxDeliver) {
+				s.nak(m, d, err)
+				return
+			}
+			s.deadLetter(m, d, ReasonMaxDeliver, err)
+			return
+		}
 		s.deadLetter(m, d, reasonFor(err), err)
 		return
 	}
@@ -356,11 +364,21 @@ func handleMsg[T any](s *Subscription, m jetstream.Msg, decode decodeFunc[T], h 
 	case d.Attempt >= uint64(s.cfg.MaxDeliver):
 		s.deadLetter(m, d, ReasonMaxDeliver, err)
 	default:
-		delay := s.cfg.backoff(d.Attempt)
-		s.b.log.Debug("bus: handler failed, will retry", "subject", d.Subject, "seq", d.StreamSeq, "attempt", d.Attempt, "delay", delay, "err", err)
-		if err := m.NakWithDelay(delay); err != nil {
-			s.b.log.Warn("bus: nak", "subject", d.Subject, "seq", d.StreamSeq, "err", err)
-		}
+		s.nak(m, d, err)
+	}
+}
+
+// errRetryLater, wrapped in a decode error, has the message delivered
+// again with the backoff (dead-lettered after MaxDeliver) instead of
+// dead-lettered at once: it was refused for a reason that passes.
+var errRetryLater = errors.New("bus: refused for now")
+
+// nak has m delivered again after the backoff of its attempt.
+func (s *Subscription) nak(m jetstream.Msg, d Delivery, cause error) {
+	delay := s.cfg.backoff(d.Attempt)
+	s.b.log.Debug("bus: not handled, will retry", "subject", d.Subject, "seq", d.StreamSeq, "attempt", d.Attempt, "delay", delay, "err", cause)
+	if err := m.NakWithDelay(delay); err != nil {
+		s.b.log.Warn("bus: nak", "subject", d.Subject, "seq", d.StreamSeq, "err", err)
 	}
 }
 

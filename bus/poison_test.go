@@ -277,3 +277,76 @@ func TestPoisonCommands(t *testing.T) {
 		t.Errorf("ConsumeCommands with a verifier for another host: %v", err)
 	}
 }
+
+// A valid command refused only because the verifier's replay memory is
+// full is not lost: it is delivered again and accepted once room is made
+// (a remembered id expired); nothing is dead-lettered.
+func TestCommandWaitsForReplayMemory(t *testing.T) {
+	b := bustest.New(t, bus.Config{})
+	ctx := ctxT(t)
+	dls := deadLetters(t, b)
+	issuer := fixedKey(t, 3)
+	pub, _ := issuer.PublicKey()
+	base := time.Now()
+	var offset atomic.Int64 // added to base by the verifier's clock
+	v, err := bus.NewVerifier(bus.VerifierConfig{TrustedKeys: []string{pub}, Host: "h-9", MaxSkew: time.Second, MaxRemembered: 1,
+		Clock: func() time.Time { return base.Add(time.Duration(offset.Load())) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id   string
+		life time.Duration
+	}{{"short", time.Minute}, {"long", time.Hour}} {
+		sc, err := bus.SignCommand(issuer, bus.Command{ID: c.id, Host: "h-9", Action: bus.ActionStatus, IssuedAt: base, Expires: base.Add(c.life)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.PublishCommand(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan string, 4)
+	var attempts atomic.Int64 // deliveries of "long" refused so far, seen through the handler of "short"
+	sub, err := b.ConsumeCommands(ctx, "h-9", v, bus.ConsumerConfig{Backoff: []time.Duration{10 * time.Millisecond}, MaxDeliver: 1000},
+		func(_ context.Context, c bus.Command, d bus.Delivery) error {
+			attempts.Store(int64(d.Attempt))
+			got <- c.ID
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	if id := recv(t, got, "first command"); id != "short" {
+		t.Fatalf("first accepted %q", id)
+	}
+	// "long" is refused and delivered again, more than once.
+	waitUntil(t, "redeliveries of the refused command", func() bool {
+		c, err := b.JetStream().Consumer(ctx, bus.StreamCommands, sub.Name())
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumRedelivered >= 1 && info.Delivered.Consumer >= 4
+	})
+	select {
+	case id := <-got:
+		t.Fatalf("%q accepted while the replay memory is full", id)
+	case rec := <-dls:
+		t.Fatalf("dead-lettered while the replay memory is full: %+v", rec)
+	default:
+	}
+	offset.Store(int64(2 * time.Minute)) // "short" expired: its room is free
+	if id := recv(t, got, "second command"); id != "long" {
+		t.Fatalf("second accepted %q", id)
+	}
+	if a := attempts.Load(); a < 2 {
+		t.Fatalf("long accepted at attempt %d, want a redelivery", a)
+	}
+	select {
+	case rec := <-dls:
+		t.Fatalf("dead-lettered: %+v", rec)
+	default:
+	}
+}
