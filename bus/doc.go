@@ -21,7 +21,9 @@
 // error, up to ConsumerConfig.MaxDeliver times; then it is recorded on
 // cordon.deadletter.<stream> and terminated. A message that is too large,
 // does not decode, has another schema or an unknown major version, or (for
-// commands) fails verification, is dead-lettered at once. A handler that
+// commands) fails verification, is dead-lettered at once; a command
+// refused only because the Verifier's replay memory is full is retried
+// like a failed handler instead. A handler that
 // panics counts as failing. Delivery is at least once: handlers must be
 // idempotent by message id.
 //
@@ -42,7 +44,8 @@
 //
 //	sub, err := b.ConsumeDetections(ctx, bus.ConsumerConfig{Durable: "engine"},
 //		func(ctx context.Context, d ioc.Detection, dl bus.Delivery) error {
-//			return engine.Handle(ctx, d) // idempotent by d.ID
+//			_, err := engine.Handle(ctx, &d) // idempotent by d.ID
+//			return err
 //		})
 //	defer sub.Stop()
 //
