@@ -100,7 +100,9 @@ type Isolator interface {
 	Release(ctx context.Context, req ReleaseRequest) error
 }
 
-// Publisher publishes a message on a subject (the notify action).
+// Publisher publishes a message on a subject (the notify action). A
+// detection delivered again after a failure publishes its notification
+// again, with the same Notification.ID: receivers deduplicate by it.
 type Publisher interface {
 	Publish(ctx context.Context, subject string, data []byte) error
 }

@@ -71,7 +71,11 @@
 // Engine.Handle evaluates, applies suppression (per rule and key, windows
 // kept in a SuppressionStore), runs or (in dry-run) only prepares the
 // actions, and records one Decision per detection with the Sink before it
-// returns; Engine.Run acknowledges a detection only then. Explain shows,
+// returns; Engine.Run acknowledges a detection only then, and not at all
+// when an action's service or the suppression store failed: the failure
+// is recorded and the detection delivered again (ErrActionFailed).
+// Actions are idempotent by id (a notification carries the same id each
+// time), so a redelivery repeats nothing in effect. Explain shows,
 // for every rule, whether it matches and the value of each top-level
 // sub-condition.
 //
