@@ -580,7 +580,8 @@ func (m *Manager) fail(ctx context.Context, err error, who, why, cmd string) err
 
 // Release ends the isolation: the rules are cleared and the state becomes
 // off. Releasing a host that is not isolated does nothing and returns its
-// status. A failure of the Enforcer leaves the state failed (target off),
+// status, unless the Enforcer (an Observer) reads back rules of its own in
+// force: those are cleared as for an isolation. A failure of the Enforcer leaves the state failed (target off),
 // returns an *ApplyError, and is retried every RetryInterval.
 func (m *Manager) Release(ctx context.Context, req ReleaseRequest) (Status, error) {
 	if err := m.acquire(ctx, true); err != nil {
@@ -597,7 +598,13 @@ func (m *Manager) releaseLocked(ctx context.Context, who, why, cmd string) error
 	cur := m.rec
 	m.mu.Unlock()
 	if cur.State == StateOff {
-		return nil
+		// Off, but the enforcer's rules may still be in force (a state
+		// file that could not be read on start, rules put back by hand):
+		// a release must still end them, or nothing could.
+		if !m.enforcerActive(ctx) {
+			return nil
+		}
+		m.log.Warn("isolation: release while off, but the enforcer's rules are in force; clearing them")
 	}
 	rec := cur
 	rec.State, rec.Target = StateReleasing, StateOff
@@ -620,6 +627,21 @@ func (m *Manager) releaseLocked(ctx context.Context, who, why, cmd string) error
 	ended.State = StateOff
 	m.emit(ctx, EventReleased, from, ended, who, why, cmd, "")
 	return nil
+}
+
+// enforcerActive reports whether the enforcer reads back rules of its own
+// in force (also rules that read back wrong). An enforcer that is not an
+// Observer cannot tell: false.
+func (m *Manager) enforcerActive(ctx context.Context) bool {
+	o, ok := m.cfg.Enforcer.(Observer)
+	if !ok {
+		return false
+	}
+	obs, err := o.Observe(ctx)
+	if err != nil {
+		m.log.Warn("isolation: cannot read back the enforcer's state", "err", err, "active", obs.Active)
+	}
+	return obs.Active || errors.Is(err, ErrReadBack)
 }
 
 // SetExclusions replaces the exclusion list of mode (a policy or host
@@ -718,25 +740,19 @@ func (m *Manager) Restore(ctx context.Context) error {
 		m.mu.Lock()
 		m.rec = rec
 		m.mu.Unlock()
-		if o, ok := m.cfg.Enforcer.(Observer); ok {
-			obs, oerr := o.Observe(ctx)
-			if oerr != nil {
-				m.log.Warn("isolation: cannot read back the enforcer's state", "err", oerr, "active", obs.Active)
+		// Rules that read back wrong (tampered, or foreign content in the
+		// enforcer's table) are still the enforcer's: clear them too, or
+		// the host stays cut off with the state "off".
+		if m.enforcerActive(ctx) {
+			m.log.Warn("isolation: rules in force without a persisted isolation; clearing them")
+			if err := m.cfg.Enforcer.Clear(ctx); err != nil {
+				rec.State, rec.Target = StateReleasing, StateOff
+				m.mu.Lock()
+				m.rec = rec
+				m.mu.Unlock()
+				return m.fail(ctx, &ApplyError{Op: "clear", Err: err}, who, "stale rules without persisted isolation", "")
 			}
-			// Rules that read back wrong (tampered, or foreign content in
-			// the enforcer's table) are still the enforcer's: clear them
-			// too, or the host stays cut off with the state "off".
-			if obs.Active || errors.Is(oerr, ErrReadBack) {
-				m.log.Warn("isolation: rules in force without a persisted isolation; clearing them")
-				if err := m.cfg.Enforcer.Clear(ctx); err != nil {
-					rec.State, rec.Target = StateReleasing, StateOff
-					m.mu.Lock()
-					m.rec = rec
-					m.mu.Unlock()
-					return m.fail(ctx, &ApplyError{Op: "clear", Err: err}, who, "stale rules without persisted isolation", "")
-				}
-				m.emit(ctx, EventReleased, StateOff, rec, who, "stale rules without persisted isolation", "", "")
-			}
+			m.emit(ctx, EventReleased, StateOff, rec, who, "stale rules without persisted isolation", "", "")
 		}
 		return nil
 	}

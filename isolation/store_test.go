@@ -160,3 +160,52 @@ func TestRestoreClearsStaleRulesThatReadBackWrong(t *testing.T) {
 		}
 	})
 }
+
+// TestReleaseWhileOffClearsRulesInForce: a state file that cannot be read
+// on start leaves the Manager off while the previous process's rules are
+// still in force; a release must end them (before, it did nothing, and
+// the host stayed cut off with no deadline).
+func TestReleaseWhileOffClearsRulesInForce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := isolationtest.NewFake()
+		if err := fake.Apply(context.Background(), isolationtest.PlanA()); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "state.json")
+		if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := &sink{}
+		cfg := baseConfig()
+		cfg.Enforcer, cfg.Sink, cfg.Resolver, cfg.Store = fake, s, &resolver{}, isolation.FileStore{Path: path}
+		m, err := isolation.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.Restore(context.Background()); !errors.Is(err, isolation.ErrCorrupt) {
+			t.Fatalf("Restore = %v, want ErrCorrupt", err)
+		}
+		if active, _ := fake.Host().Active(); !active {
+			t.Fatal("test setup: rules should still be in force")
+		}
+		st, err := m.Release(context.Background(), isolation.ReleaseRequest{Requester: "console", Reason: "unstick"})
+		if err != nil || st.State != isolation.StateOff {
+			t.Fatalf("Release = %+v, %v", st, err)
+		}
+		if active, _ := fake.Host().Active(); active {
+			t.Fatal("release while off left the rules in force")
+		}
+		if ev := s.last(); ev.Kind != isolation.EventReleased || ev.Requester != "console" {
+			t.Fatalf("last event %+v", ev)
+		}
+		// Off with nothing in force: a release does nothing at all.
+		calls := len(fake.Host().Calls())
+		if _, err := m.Release(context.Background(), isolation.ReleaseRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := fake.Host().Calls(); len(got) != calls {
+			t.Fatalf("second release called the enforcer: %v", got)
+		}
+	})
+}
