@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -424,5 +425,86 @@ func TestSinkStoresOutcomeAfterFailure(t *testing.T) {
 	}
 	if info.State.Msgs != 2 {
 		t.Fatalf("%d events stored, want 2", info.State.Msgs)
+	}
+}
+
+// failOnce is an Isolator failing its first call.
+type failOnce struct {
+	failed atomic.Bool
+	iso    *responsetest.Isolator
+}
+
+func (f *failOnce) Isolate(ctx context.Context, req response.IsolateRequest) (time.Time, error) {
+	if f.failed.CompareAndSwap(false, true) {
+		return time.Time{}, responsetest.ErrInjected
+	}
+	return f.iso.Isolate(ctx, req)
+}
+
+func (f *failOnce) Release(ctx context.Context, req response.ReleaseRequest) error {
+	return f.iso.Release(ctx, req)
+}
+
+// Over the bus, a detection whose isolation failed is not acknowledged:
+// it comes again, the host is isolated, and both the failed and the done
+// decision are in the audit stream.
+func TestRunOverBusRetriesFailedIsolation(t *testing.T) {
+	b := bustest.New(t, bus.Config{Logger: slog.New(slog.DiscardHandler)})
+	iso := &failOnce{iso: responsetest.NewIsolator(nil)}
+	supp, err := responsebus.NewSuppressions(ctxT(t), b.JetStream(), responsebus.SuppressionsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := response.New(response.Config{
+		Services:     response.Services{Isolator: iso, Publisher: responsebus.Publisher{Conn: b.Conn()}},
+		Sink:         responsebus.Sink{Bus: b},
+		Suppressions: supp,
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.LoadBytes("rules.yaml", []byte(rules)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	done := make(chan error, 1)
+	src := responsebus.Detections{Bus: b, Consumer: bus.ConsumerConfig{Backoff: []time.Duration{10 * time.Millisecond}}}
+	go func() { done <- eng.Run(ctx, src) }()
+	d := detection("det-retry-1", "h-8")
+	d.Time = time.Now().UTC()
+	if _, err := b.PublishDetection(ctxT(t), d); err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan string, 4)
+	sub, err := b.ConsumeEvents(ctxT(t), bus.ConsumerConfig{Durable: "test-events"}, func(_ context.Context, e bus.Event, _ bus.Delivery) error {
+		var dec response.Decision
+		if err := json.Unmarshal(e.Data, &dec); err != nil {
+			return err
+		}
+		results <- e.ID + " " + dec.Result
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	id := response.DecisionID("det-retry-1")
+	for _, want := range []string{id + ".failed failed", id + " done"} {
+		select {
+		case got := <-results:
+			if got != want {
+				t.Fatalf("decision event %q, want %q", got, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no decision event %q", want)
+		}
+	}
+	if _, ok := iso.iso.Deadline("h-8"); !ok || len(iso.iso.Requests()) != 1 {
+		t.Fatalf("host not isolated once: requests %+v", iso.iso.Requests())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
