@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cordonsec/cordon/isolation"
+	"github.com/cordonsec/cordon/isolation/isolationtest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -111,7 +112,7 @@ func TestGoldenPlansApplyAndProbe(t *testing.T) {
 			if err != nil || !o.Active || !o.Plan.Equal(p) {
 				t.Fatalf("observed %+v, %v", o, err)
 			}
-			for _, f := range probeFlowsFor(p) {
+			for _, f := range isolationtest.ProbeFlowsFor(p) {
 				if got, want := pfctl.probe(DefaultAnchor, f), p.Allows(f); got != want {
 					t.Errorf("flow %+v: pf passes=%v, plan allows=%v", f, got, want)
 				}

@@ -1,17 +1,22 @@
-package wfp
+package isolationtest
 
 import (
 	"net/netip"
 
 	"github.com/cordonsec/cordon/isolation"
-	"github.com/cordonsec/cordon/isolation/isolationtest"
 )
 
-// probeFlowsFor returns the suite's sample flows plus, for each rule and
-// endpoint of p, a flow it allows and near misses (other port, other
-// direction, an address outside its prefixes).
-func probeFlowsFor(p isolation.Plan) []isolation.Flow {
-	flows := isolationtest.ProbeFlows()
+// OtherApplication is the program path ProbeFlowsFor gives the near miss
+// of an application rule: a program no rule names.
+const OtherApplication = "/opt/cordon-test/other-application"
+
+// ProbeFlowsFor returns ProbeFlows plus, for each management endpoint and
+// rule of p, a flow it allows and near misses: another port, the other
+// direction, an address outside its prefixes and, for an application
+// rule, another program. Adapters compare their platform's decision on
+// these flows with p.Allows (golden and probe tests).
+func ProbeFlowsFor(p isolation.Plan) []isolation.Flow {
+	flows := ProbeFlows()
 	n := p.Normalize()
 	for _, e := range n.Management {
 		for _, a := range e.Addrs {
@@ -52,7 +57,7 @@ func probeFlowsFor(p isolation.Plan) []isolation.Flow {
 					if r.Application != "" {
 						f.Application = r.Application
 						other := f
-						other.Application = `C:\Windows\System32\other.exe`
+						other.Application = OtherApplication
 						flows = append(flows, other)
 					}
 					flows = append(flows, f)
