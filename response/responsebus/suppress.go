@@ -91,7 +91,7 @@ func (s *Suppressions) Hit(ctx context.Context, rule, key, id string, now time.T
 	for range s.retries {
 		rec, rev, err := s.get(ctx, k)
 		if err != nil {
-			return response.Suppression{}, fmt.Errorf("responsebus: suppression %s: %w", k, err)
+			return response.Suppression{}, fmt.Errorf("responsebus: suppression %s (rule %s): %w", k, rule, err)
 		}
 		next, st, changed := response.NextSuppression(rec, rule, key, id, now, period)
 		if !changed {
@@ -99,7 +99,7 @@ func (s *Suppressions) Hit(ctx context.Context, rule, key, id string, now time.T
 		}
 		data, err := json.Marshal(next)
 		if err != nil {
-			return response.Suppression{}, err
+			return response.Suppression{}, fmt.Errorf("responsebus: suppression %s (rule %s): %w", k, rule, err)
 		}
 		if rev == 0 {
 			_, err = s.kv.Create(ctx, k, data)
@@ -110,18 +110,19 @@ func (s *Suppressions) Hit(ctx context.Context, rule, key, id string, now time.T
 			return st, nil
 		}
 		if ctx.Err() != nil {
-			return response.Suppression{}, fmt.Errorf("responsebus: suppression %s: %w", k, err)
+			return response.Suppression{}, fmt.Errorf("responsebus: suppression %s (rule %s): %w", k, rule, err)
 		}
 		lastErr = err // another engine wrote first: read again
 	}
-	return response.Suppression{}, fmt.Errorf("responsebus: suppression %s: %d attempts: %w", k, s.retries, lastErr)
+	return response.Suppression{}, fmt.Errorf("responsebus: suppression %s (rule %s): %d attempts: %w", k, rule, s.retries, lastErr)
 }
 
 // Peek implements response.SuppressionStore.
 func (s *Suppressions) Peek(ctx context.Context, rule, key string, now time.Time, period time.Duration) (response.Suppression, error) {
-	rec, _, err := s.get(ctx, response.SuppressionKey(rule, key))
+	k := response.SuppressionKey(rule, key)
+	rec, _, err := s.get(ctx, k)
 	if err != nil {
-		return response.Suppression{}, fmt.Errorf("responsebus: suppression: %w", err)
+		return response.Suppression{}, fmt.Errorf("responsebus: suppression %s (rule %s): %w", k, rule, err)
 	}
 	_, st, _ := response.NextSuppression(rec, rule, key, "", now, period)
 	return st, nil
