@@ -288,8 +288,8 @@ func DecisionID(detectionID string) string {
 // records the decision with the Sink. Action failures are recorded in the
 // decision and are not errors of Handle (Run, which acknowledges
 // detections, has one whose action may succeed later delivered again).
-// It returns an error when d has
-// no host id (ErrInvalidDetection) or when the decision could not be
+// It returns an error when d is nil or
+// has no host id (ErrInvalidDetection) or when the decision could not be
 // recorded: the detection must then be delivered again. Handling the same
 // detection again is safe: the decision id and action ids are the same,
 // suppression counts it once, and isolators are idempotent.
@@ -303,6 +303,9 @@ func (e *Engine) Handle(ctx context.Context, d *ioc.Detection) (*Decision, error
 // store failed), as opposed to one no attempt can fix (a template that
 // does not render, a service not configured, a bad suppression key).
 func (e *Engine) handle(ctx context.Context, d *ioc.Detection) (dec *Decision, retry error, err error) {
+	if d == nil {
+		return nil, nil, fmt.Errorf("%w: nil detection", ErrInvalidDetection)
+	}
 	if d.Host.ID == "" {
 		return nil, nil, fmt.Errorf("%w: detection %q has no host id", ErrInvalidDetection, d.ID)
 	}

@@ -371,6 +371,9 @@ func TestHandleRejectsNoHost(t *testing.T) {
 	if _, err := f.eng.Handle(context.Background(), &d); !errors.Is(err, response.ErrInvalidDetection) {
 		t.Fatalf("err %v", err)
 	}
+	if _, err := f.eng.Handle(context.Background(), nil); !errors.Is(err, response.ErrInvalidDetection) {
+		t.Fatalf("nil detection: err %v", err)
+	}
 }
 
 // A rule whose condition fails at run time does not fire; the others do.
