@@ -2,9 +2,10 @@ package pf
 
 import (
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cordonsec/cordon/isolation"
 )
 
 // portOp is a pf port condition: "= 53", "1024:65535", "> 1023" ...
@@ -126,37 +127,18 @@ func addrText(p netip.Prefix) string {
 	return p.Masked().String()
 }
 
-// canonicalSet returns the canonical texts of rs, sorted.
-func canonicalSet(rs []pfRule) []string {
-	out := make([]string, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, r.canonical())
-	}
-	slices.Sort(out)
-	return out
-}
-
 // diffRules returns "" when got and want hold the same rules (as
 // multisets), and otherwise the missing ("-") and unexpected ("+") ones.
 func diffRules(got, want []pfRule) string {
-	count := map[string]int{}
-	for _, r := range want {
-		count[r.canonical()]++
+	return isolation.DiffLines(canonicalTexts(got), canonicalTexts(want))
+}
+
+func canonicalTexts(rs []pfRule) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.canonical()
 	}
-	for _, r := range got {
-		count[r.canonical()]--
-	}
-	var lines []string
-	for s, n := range count {
-		for ; n > 0; n-- {
-			lines = append(lines, "- "+s)
-		}
-		for ; n < 0; n++ {
-			lines = append(lines, "+ "+s)
-		}
-	}
-	slices.Sort(lines)
-	return strings.Join(lines, "\n")
+	return out
 }
 
 // icmpTypeNames and icmp6TypeNames are the type names pfctl accepts and

@@ -317,24 +317,15 @@ func (e *Enforcer) replace(ctx context.Context, st state, want []Filter) (err er
 // diffFilters returns "" when got and want hold the same filters, and
 // otherwise the lines missing ("-") and unexpected ("+").
 func diffFilters(got, want []Filter) string {
-	count := map[string]int{}
-	for _, f := range want {
-		count[f.String()]++
+	return isolation.DiffLines(filterTexts(got), filterTexts(want))
+}
+
+func filterTexts(fs []Filter) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.String()
 	}
-	for _, f := range got {
-		count[f.String()]--
-	}
-	var lines []string
-	for s, n := range count {
-		for ; n > 0; n-- {
-			lines = append(lines, "- "+s)
-		}
-		for ; n < 0; n++ {
-			lines = append(lines, "+ "+s)
-		}
-	}
-	slices.Sort(lines)
-	return strings.Join(lines, "\n")
+	return out
 }
 
 // endConnections ends the live TCP connections the filters fs do not
