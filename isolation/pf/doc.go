@@ -21,7 +21,11 @@
 // Config.Anchor to a name that sorts first (e.g. "com.apple/000.cordon")
 // where that matters. pf cannot match an application: Apply fails with
 // isolation.ErrUnsupported for a plan with application rules, and
-// Capabilities says so.
+// Capabilities says so. Unlike the Enforcer contract asks, forwarded
+// traffic is blocked too: pf has no match for "not to or from this host"
+// that also covers broadcast, multicast and the unconfigured source a
+// DHCP client sends from, so the block rules apply to every packet, and a
+// Mac sharing its connection stops forwarding while isolated.
 //
 // Apply runs, through the Runner:
 //
