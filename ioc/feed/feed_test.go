@@ -196,6 +196,10 @@ func TestLoadKeepsPreviousOnError(t *testing.T) {
 	assert.Empty(t, reports[1].Loaded)
 	assert.Len(t, reports[1].Errors, 1)
 
+	// nil content is an empty file, not a removal.
+	require.ErrorIs(t, l.Load("a.csv", nil), ErrUnknownFormat)
+	assert.Same(t, before, l.Snapshot())
+
 	require.NoError(t, l.Load("a.csv", []byte("type,value\ndomain,two.example\n")))
 	assert.Empty(t, l.Match(&ev))
 	ev.DNS.Query = "two.example"

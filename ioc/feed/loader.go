@@ -119,8 +119,12 @@ func (l *Loader) Match(ev *ioc.Event) []ioc.Detection {
 }
 
 // Load parses data as the feed file name and swaps in a snapshot with it.
-// On error (a *FileError) nothing changes.
+// On error (a *FileError) nothing changes; nil data is an empty file (an
+// error), not a removal: use Remove.
 func (l *Loader) Load(name string, data []byte) error {
+	if data == nil {
+		data = []byte{}
+	}
 	r := l.apply(map[string][]byte{filepath.Base(name): data})
 	return r.Err()
 }
