@@ -5,19 +5,15 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/feedtest"
 	"github.com/cordonsec/cordon/ioc/feed/logic"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-
-func event(kind ioc.EventKind, os string) ioc.Event {
-	return ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: t0, Host: ioc.Host{ID: "h-1", OS: os}, Kind: kind}
-}
+var t0 = feedtest.T0
 
 func load(t *testing.T, file string) *Result {
 	t.Helper()
@@ -32,7 +28,7 @@ func load(t *testing.T, file string) *Result {
 }
 
 func fileEv(os, path, md5, sha256 string) *ioc.Event {
-	e := event(ioc.EventFile, os)
+	e := feedtest.Event(ioc.EventFile, os)
 	e.File = &ioc.FileEvent{Path: path, MD5: md5, SHA256: sha256}
 	return &e
 }
@@ -60,12 +56,12 @@ func TestC2List(t *testing.T) {
 	set, err := ioc.Compile(res.Indicators)
 	require.NoError(t, err)
 	dns := func(q string) *ioc.Event {
-		e := event(ioc.EventDNS, "linux")
+		e := feedtest.Event(ioc.EventDNS, "linux")
 		e.DNS = &ioc.DNSEvent{Query: q}
 		return &e
 	}
 	conn := func(a string) *ioc.Event {
-		e := event(ioc.EventNetwork, "linux")
+		e := feedtest.Event(ioc.EventNetwork, "linux")
 		e.Network = &ioc.NetworkEvent{RemoteAddress: a, RemotePort: 443}
 		return &e
 	}
@@ -108,7 +104,7 @@ func TestFilenameList(t *testing.T) {
 		require.Len(t, res, 1, c.ev.File.Path)
 		assert.Equal(t, c.want, res[0].Tree.ID)
 	}
-	proc := event(ioc.EventProcess, "linux")
+	proc := feedtest.Event(ioc.EventProcess, "linux")
 	proc.Process = &ioc.ProcessEvent{Name: "kworkerd", Path: "/tmp/.zzzzzz/kworkerd"}
 	assert.Len(t, set.Eval(&proc, t0, nil), 1)
 }
@@ -163,11 +159,6 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if _, err := ioc.Compile(res.Indicators); err != nil {
-			t.Fatalf("indicators do not compile: %v", err)
-		}
-		if _, err := logic.Compile(res.Trees); err != nil {
-			t.Fatalf("trees do not compile: %v", err)
-		}
+		feedtest.Compiles(t, res.Indicators, res.Trees)
 	})
 }

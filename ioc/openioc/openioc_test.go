@@ -5,19 +5,18 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/feedtest"
 	"github.com/cordonsec/cordon/ioc/feed/logic"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+var t0 = feedtest.T0
 
-func newEvent(kind ioc.EventKind) ioc.Event {
-	return ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: t0, Host: ioc.Host{ID: "h-1", OS: "windows"}, Kind: kind}
-}
+// newEvent returns an event from a Windows host, where OpenIOCs run.
+func newEvent(kind ioc.EventKind) ioc.Event { return feedtest.Event(kind, "windows") }
 
 func parseFile(t *testing.T, name string, cfg Config) *Result {
 	t.Helper()
@@ -254,11 +253,6 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if _, err := ioc.Compile(res.Indicators); err != nil {
-			t.Fatalf("indicators do not compile: %v", err)
-		}
-		if _, err := logic.Compile(res.Trees); err != nil {
-			t.Fatalf("trees do not compile: %v", err)
-		}
+		feedtest.Compiles(t, res.Indicators, res.Trees)
 	})
 }

@@ -8,16 +8,13 @@ import (
 	"time"
 
 	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/feedtest"
 	"github.com/cordonsec/cordon/ioc/feed/logic"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-
-func newEvent(kind ioc.EventKind, os string) ioc.Event {
-	return ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: t0, Host: ioc.Host{ID: "h-1", OS: os}, Kind: kind}
-}
+var t0 = feedtest.T0
 
 func TestBundle(t *testing.T) {
 	data, err := os.ReadFile("testdata/bundle.json")
@@ -52,32 +49,32 @@ func TestBundle(t *testing.T) {
 	require.NoError(t, err)
 
 	file := func(path string, size int64, sha string) *ioc.Event {
-		e := newEvent(ioc.EventFile, "windows")
+		e := feedtest.Event(ioc.EventFile, "windows")
 		e.File = &ioc.FileEvent{Path: path, Size: size, SHA256: sha}
 		return &e
 	}
 	conn := func(a string, port int) *ioc.Event {
-		e := newEvent(ioc.EventNetwork, "linux")
+		e := feedtest.Event(ioc.EventNetwork, "linux")
 		e.Network = &ioc.NetworkEvent{Protocol: "tcp", RemoteAddress: a, RemotePort: port}
 		return &e
 	}
 	proc := func(name, cmd string) *ioc.Event {
-		e := newEvent(ioc.EventProcess, "linux")
+		e := feedtest.Event(ioc.EventProcess, "linux")
 		e.Process = &ioc.ProcessEvent{Name: name, CommandLine: cmd}
 		return &e
 	}
 	reg := func(key, name, data string) *ioc.Event {
-		e := newEvent(ioc.EventRegistry, "windows")
+		e := feedtest.Event(ioc.EventRegistry, "windows")
 		e.Registry = &ioc.RegistryEvent{Key: key, ValueName: name, Data: data}
 		return &e
 	}
 	dns := func(q string) *ioc.Event {
-		e := newEvent(ioc.EventDNS, "linux")
+		e := feedtest.Event(ioc.EventDNS, "linux")
 		e.DNS = &ioc.DNSEvent{Query: q}
 		return &e
 	}
 	mutex := func(n string) *ioc.Event {
-		e := newEvent(ioc.EventMutex, "windows")
+		e := feedtest.Event(ioc.EventMutex, "windows")
 		e.Mutex = &ioc.MutexEvent{Name: n}
 		return &e
 	}
@@ -261,12 +258,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if _, err := ioc.Compile(res.Indicators); err != nil {
-			t.Fatalf("indicators do not compile: %v", err)
-		}
-		if _, err := logic.Compile(res.Trees); err != nil {
-			t.Fatalf("trees do not compile: %v", err)
-		}
+		feedtest.Compiles(t, res.Indicators, res.Trees)
 	})
 }
 

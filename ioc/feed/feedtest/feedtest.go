@@ -1,0 +1,44 @@
+// Package feedtest holds what the tests of the feed parsers (ioc/openioc,
+// ioc/stix, ioc/misp, ioc/loki, ioc/csvfeed, ioc/feed) share: a fixed
+// clock, events to match and the check every parser's fuzz test makes.
+//
+// # Usage
+//
+//	ev := feedtest.Event(ioc.EventFile, "windows")
+//	ev.File = &ioc.FileEvent{Path: `C:\x.exe`}
+//	feedtest.Compiles(t, res.Indicators, res.Trees)
+//
+// # Concurrency
+//
+// The functions are safe for concurrent use.
+package feedtest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/logic"
+)
+
+// T0 is the time the tests match at: 2026-11-25 10:00 UTC.
+var T0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+// Event returns a cordon.event/v1 event of kind from host "h-1" running
+// os, at T0, without its kind's block: the caller sets it.
+func Event(kind ioc.EventKind, os string) ioc.Event {
+	return ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: T0, Host: ioc.Host{ID: "h-1", OS: os}, Kind: kind}
+}
+
+// Compiles fails tb unless what a parser returned compiles: its atomic
+// indicators into an ioc.Set and its trees into a logic.Set. A parser
+// must reject what would not.
+func Compiles(tb testing.TB, inds []ioc.Indicator, trees []*logic.Tree) {
+	tb.Helper()
+	if _, err := ioc.Compile(inds); err != nil {
+		tb.Fatalf("the indicators parsed do not compile: %v", err)
+	}
+	if _, err := logic.Compile(trees); err != nil {
+		tb.Fatalf("the trees parsed do not compile: %v", err)
+	}
+}
