@@ -11,17 +11,14 @@ import (
 	"time"
 
 	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/feedtest"
 	"github.com/cordonsec/cordon/ioc/csvfeed"
 	"github.com/cordonsec/cordon/ioc/openioc"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-
-func newEvent(kind ioc.EventKind, os string) ioc.Event {
-	return ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: t0, Host: ioc.Host{ID: "h-1", OS: os}, Kind: kind}
-}
+var t0 = feedtest.T0
 
 func TestDetect(t *testing.T) {
 	want := map[string]Format{
@@ -77,7 +74,7 @@ func TestSnapshotMatch(t *testing.T) {
 	m, err := snap.YARA()[0].Rules.ScanBytes([]byte("xx CASE-17-MARKER xx"))
 	require.NoError(t, err)
 	assert.Len(t, m, 1)
-	fev := newEvent(ioc.EventFile, "linux")
+	fev := feedtest.Event(ioc.EventFile, "linux")
 	fev.File = &ioc.FileEvent{Path: "/tmp/dropped.bin"}
 	dets, err := snap.ScanYARA(t.Context(), &fev, []byte("head CASE-17-MARKER tail"), t0)
 	require.NoError(t, err)
@@ -94,27 +91,27 @@ func TestSnapshotMatch(t *testing.T) {
 		source string
 	}
 	file := func(path, sha1, md5 string) *ioc.Event {
-		e := newEvent(ioc.EventFile, "windows")
+		e := feedtest.Event(ioc.EventFile, "windows")
 		e.File = &ioc.FileEvent{Path: path, SHA1: sha1, MD5: md5}
 		return &e
 	}
 	conn := func(a string, port int) *ioc.Event {
-		e := newEvent(ioc.EventNetwork, "linux")
+		e := feedtest.Event(ioc.EventNetwork, "linux")
 		e.Network = &ioc.NetworkEvent{RemoteAddress: a, RemotePort: port}
 		return &e
 	}
 	reg := func(name, data string) *ioc.Event {
-		e := newEvent(ioc.EventRegistry, "windows")
+		e := feedtest.Event(ioc.EventRegistry, "windows")
 		e.Registry = &ioc.RegistryEvent{Key: `HKCU\Software\Microsoft\Windows\CurrentVersion\Run`, ValueName: name, Data: data}
 		return &e
 	}
 	proc := func(cmd string) *ioc.Event {
-		e := newEvent(ioc.EventProcess, "linux")
+		e := feedtest.Event(ioc.EventProcess, "linux")
 		e.Process = &ioc.ProcessEvent{Name: "python3", CommandLine: cmd}
 		return &e
 	}
 	dns := func(q string) *ioc.Event {
-		e := newEvent(ioc.EventDNS, "linux")
+		e := feedtest.Event(ioc.EventDNS, "linux")
 		e.DNS = &ioc.DNSEvent{Query: q}
 		return &e
 	}
@@ -177,7 +174,7 @@ func TestLoadKeepsPreviousOnError(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, l.Load("a.csv", []byte("type,value\ndomain,one.example\n")))
 	before := l.Snapshot()
-	ev := newEvent(ioc.EventDNS, "linux")
+	ev := feedtest.Event(ioc.EventDNS, "linux")
 	ev.DNS = &ioc.DNSEvent{Query: "one.example"}
 	require.Len(t, l.Match(&ev), 1)
 

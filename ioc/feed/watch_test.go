@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/feedtest"
 	"github.com/fsnotify/fsnotify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -48,7 +49,7 @@ func TestWatchLoopDebounce(t *testing.T) {
 			l.watchLoop(ctx, dir, events, errs)
 		}()
 		path := filepath.Join(dir, "feed.csv")
-		ev := newEvent(ioc.EventDNS, "linux")
+		ev := feedtest.Event(ioc.EventDNS, "linux")
 
 		// A file written in two steps within the debounce is read once,
 		// whole.
@@ -131,7 +132,7 @@ func TestWatchLoopOverflowAndDirGone(t *testing.T) {
 		require.Len(t, rs, 2)
 		assert.ErrorIs(t, rs[0].Err(), fsnotify.ErrEventOverflow)
 		assert.Equal(t, []string{"lost.csv"}, rs[1].Loaded)
-		ev := newEvent(ioc.EventDNS, "linux")
+		ev := feedtest.Event(ioc.EventDNS, "linux")
 		ev.DNS = &ioc.DNSEvent{Query: "lost.example"}
 		assert.Len(t, l.Match(&ev), 1)
 
@@ -172,7 +173,7 @@ func TestWatchReal(t *testing.T) {
 			t.Fatal("no reload of second.csv")
 		}
 	}
-	ev := newEvent(ioc.EventMutex, "windows")
+	ev := feedtest.Event(ioc.EventMutex, "windows")
 	ev.Mutex = &ioc.MutexEvent{Name: "second-mx"}
 	assert.Len(t, l.Match(&ev), 1)
 	ev.Mutex.Name = "first-mx"
@@ -219,7 +220,7 @@ func TestWatchConfigMap(t *testing.T) {
 		rs := rec.all()
 		require.Len(t, rs, 2)
 		assert.Equal(t, []string{"feed.csv"}, rs[1].Loaded)
-		ev := newEvent(ioc.EventMutex, "linux")
+		ev := feedtest.Event(ioc.EventMutex, "linux")
 		ev.Mutex = &ioc.MutexEvent{Name: "cm-two"}
 		assert.Len(t, l.Match(&ev), 1)
 		ev.Mutex.Name = "cm-one"
@@ -245,7 +246,7 @@ func TestMatchDuringReloads(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := newEvent(ioc.EventMutex, "linux")
+			a := feedtest.Event(ioc.EventMutex, "linux")
 			a.Mutex = &ioc.MutexEvent{Name: "swap-both"}
 			for ctx.Err() == nil {
 				if len(l.Match(&a)) != 1 {
