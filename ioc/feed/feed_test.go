@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/cordonsec/cordon/ioc"
-	"github.com/cordonsec/cordon/ioc/feed/feedtest"
 	"github.com/cordonsec/cordon/ioc/csvfeed"
+	"github.com/cordonsec/cordon/ioc/feed/feedtest"
 	"github.com/cordonsec/cordon/ioc/openioc"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
