@@ -4,19 +4,15 @@ import (
 	"errors"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/feedtest"
 	"github.com/cordonsec/cordon/ioc/feed/logic"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-
-func newEvent(kind ioc.EventKind, os string) ioc.Event {
-	return ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: t0, Host: ioc.Host{ID: "h-1", OS: os}, Kind: kind}
-}
+var t0 = feedtest.T0
 
 func parseFile(t *testing.T, name string) *Result {
 	t.Helper()
@@ -50,27 +46,27 @@ func TestSampleEvent(t *testing.T) {
 	require.NoError(t, err)
 
 	file := func(path, md5 string) *ioc.Event {
-		e := newEvent(ioc.EventFile, "windows")
+		e := feedtest.Event(ioc.EventFile, "windows")
 		e.File = &ioc.FileEvent{Path: path, MD5: md5}
 		return &e
 	}
 	conn := func(a string, port int) *ioc.Event {
-		e := newEvent(ioc.EventNetwork, "windows")
+		e := feedtest.Event(ioc.EventNetwork, "windows")
 		e.Network = &ioc.NetworkEvent{Protocol: "tcp", RemoteAddress: a, RemotePort: port}
 		return &e
 	}
 	web := func(u string) *ioc.Event {
-		e := newEvent(ioc.EventHTTP, "windows")
+		e := feedtest.Event(ioc.EventHTTP, "windows")
 		e.HTTP = &ioc.HTTPEvent{URL: u}
 		return &e
 	}
 	reg := func(v, data string) *ioc.Event {
-		e := newEvent(ioc.EventRegistry, "windows")
+		e := feedtest.Event(ioc.EventRegistry, "windows")
 		e.Registry = &ioc.RegistryEvent{Key: `HKEY_CURRENT_USER\Software\Microsoft\Windows\CurrentVersion\Run`, ValueName: v, Data: data}
 		return &e
 	}
 	mutex := func(n string) *ioc.Event {
-		e := newEvent(ioc.EventMutex, "windows")
+		e := feedtest.Event(ioc.EventMutex, "windows")
 		e.Mutex = &ioc.MutexEvent{Name: n}
 		return &e
 	}
@@ -155,11 +151,6 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if _, err := ioc.Compile(res.Indicators); err != nil {
-			t.Fatalf("indicators do not compile: %v", err)
-		}
-		if _, err := logic.Compile(res.Trees); err != nil {
-			t.Fatalf("trees do not compile: %v", err)
-		}
+		feedtest.Compiles(t, res.Indicators, res.Trees)
 	})
 }
