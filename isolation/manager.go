@@ -20,6 +20,7 @@ const (
 	DefaultResolveTimeout  = 10 * time.Second
 	maxDuration            = 100 * 365 * 24 * time.Hour
 	maxRecentCommands      = 64
+	maxTimerWait           = time.Minute // the scheduler's longest sleep
 )
 
 // ErrNotRestored is returned by Isolate, Release, SetExclusions and
@@ -775,7 +776,10 @@ func (m *Manager) Restore(ctx context.Context) error {
 	return m.bringUp(ctx, EventRestored, who, "re-applying the persisted isolation", rec.CommandID)
 }
 
-func (m *Manager) now() time.Time { return m.clock.Now() }
+// now returns the clock's time without its monotonic reading, so that
+// every comparison with a deadline is by wall clock, as for a deadline
+// read back from the Store: time the machine spent asleep counts.
+func (m *Manager) now() time.Time { return m.clock.Now().Round(0) }
 
 // run is the scheduler: it sleeps until the next deadline, refresh, retry
 // or dead-man time and acts.
@@ -785,7 +789,11 @@ func (m *Manager) run() {
 		var c <-chan time.Time
 		var stop func() bool
 		if at, ok := m.nextWake(); ok {
-			c, stop = m.clock.NewTimer(max(at.Sub(m.now()), 0))
+			// Timers run on the monotonic clock, which stops while the
+			// machine sleeps; deadlines are wall-clock times. Waking at
+			// least every maxTimerWait acts on a deadline that passed
+			// during a sleep soon after the machine wakes.
+			c, stop = m.clock.NewTimer(min(max(at.Sub(m.now()), 0), maxTimerWait))
 		}
 		select {
 		case <-c:

@@ -965,3 +965,51 @@ func TestCloseWaitsForTransition(t *testing.T) {
 		}
 	})
 }
+
+// sleepClock is the system clock of a machine that can be put to sleep:
+// while it sleeps its wall clock moves on, its timers (monotonic) do not.
+type sleepClock struct {
+	mu    sync.Mutex
+	slept time.Duration
+}
+
+func (c *sleepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.slept)
+}
+
+func (c *sleepClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
+}
+
+func (c *sleepClock) sleep(d time.Duration) {
+	c.mu.Lock()
+	c.slept += d
+	c.mu.Unlock()
+}
+
+// TestDeadlinePassedDuringSleep: a deadline that passed while the machine
+// slept is acted on within a minute of waking, not a sleep's length late.
+func TestDeadlinePassedDuringSleep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := &sleepClock{}
+		e := newEnv(t, func(c *isolation.Config) { c.Clock = clock; c.Management = nil })
+		st := e.isolate(isolation.Request{Mode: isolation.ModeAutomatic, Duration: 2 * time.Hour})
+		if st.State != isolation.StateOn {
+			t.Fatalf("%+v", st)
+		}
+		time.Sleep(30 * time.Minute)
+		synctest.Wait()
+		clock.sleep(3 * time.Hour) // the deadline passes while asleep
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if st := e.m.Status(); st.State != isolation.StateOff {
+			t.Fatalf("a minute after waking past the deadline: %+v", st)
+		}
+		if active, _ := e.fake.Host().Active(); active {
+			t.Fatal("rules still in force after the deadline")
+		}
+	})
+}
