@@ -95,6 +95,7 @@ type attribute struct {
 }
 
 type object struct {
+	Deleted   flexBool    `json:"deleted"`
 	Attribute []attribute `json:"Attribute"`
 }
 
@@ -237,6 +238,10 @@ func (p *parser) event(ev *event, path string) error {
 		}
 	}
 	for j := range ev.Object {
+		if ev.Object[j].Deleted {
+			// A deleted object's attributes are deleted with it.
+			continue
+		}
 		for i := range ev.Object[j].Attribute {
 			if err := p.attribute(&ev.Object[j].Attribute[i], fmt.Sprintf("%s.Object[%d].Attribute[%d]", path, j, i), ev, sev, tags); err != nil {
 				return err

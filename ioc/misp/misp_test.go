@@ -101,6 +101,23 @@ func TestEventList(t *testing.T) {
 	assert.Len(t, resp.Indicators, 1)
 }
 
+// TestDeleted: deleted attributes and the attributes of deleted objects
+// are no indicators.
+func TestDeleted(t *testing.T) {
+	res, err := Parse([]byte(`{"Event": {"Attribute": [
+  {"type": "md5", "to_ids": true, "deleted": true, "value": "0cc175b9c0f1b6a831c399e269772661"},
+  {"type": "md5", "to_ids": true, "value": "92eb5ffee6ae2fec3ad71c777531578f"}],
+ "Object": [
+  {"deleted": true, "Attribute": [{"type": "sha1", "to_ids": true, "value": "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8"}]},
+  {"deleted": false, "Attribute": [{"type": "domain", "to_ids": true, "value": "kept.example"}]}]}}`), Config{})
+	require.NoError(t, err)
+	var got []string
+	for _, ind := range res.Indicators {
+		got = append(got, ind.Value)
+	}
+	assert.Equal(t, []string{"92eb5ffee6ae2fec3ad71c777531578f", "kept.example"}, got)
+}
+
 func TestErrors(t *testing.T) {
 	cases := []struct {
 		name, in   string
