@@ -12,7 +12,7 @@
 //	ip-src|port ip-dst|port          a logic tree: remote address and remote port
 //	domain, hostname                 domain (with subdomains), hostname (exact)
 //	domain|ip                        both
-//	url                              the URL ("http://" is assumed when it has no scheme)
+//	url                              the URL; without a scheme, over http and over https
 //	filename                         file-name (file-path when it has a separator)
 //	regkey                           registry-key
 //	regkey|value                     a logic tree: the key (or key\value name) and the data

@@ -332,7 +332,12 @@ func (p *parser) attribute(a *attribute, path string, ev *event, sev ioc.Severit
 		return add(ipKind(parts[1]), parts[1])
 	case "url":
 		if !strings.Contains(val, "://") {
-			val = "http://" + val
+			// MISP often stores URLs without a scheme: the resource is
+			// bad over either.
+			if err := add(ioc.KindURL, "http://"+val); err != nil {
+				return err
+			}
+			return add(ioc.KindURL, "https://"+val)
 		}
 		return add(ioc.KindURL, val)
 	case "filename":

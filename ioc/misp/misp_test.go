@@ -25,8 +25,8 @@ func parseFile(t *testing.T, name string) *Result {
 
 func TestSampleEvent(t *testing.T) {
 	res := parseFile(t, "event.json")
-	// sha256, md5 (filename|md5), domain + ip, url, mutex, filename, hostname
-	require.Len(t, res.Indicators, 8)
+	// sha256, md5 (filename|md5), domain + ip, url (http and https: no scheme), mutex, filename, hostname
+	require.Len(t, res.Indicators, 9)
 	require.Len(t, res.Trees, 2)
 	require.Len(t, res.YARA, 1)
 	assert.Contains(t, res.YARA[0].Source, "rule cordon_test_invoice")
@@ -116,6 +116,23 @@ func TestDeleted(t *testing.T) {
 		got = append(got, ind.Value)
 	}
 	assert.Equal(t, []string{"92eb5ffee6ae2fec3ad71c777531578f", "kept.example"}, got)
+}
+
+// TestURLWithoutScheme: a URL stored without scheme matches over http
+// and https.
+func TestURLWithoutScheme(t *testing.T) {
+	res, err := Parse([]byte(`{"Event": {"Attribute": [{"type": "url", "to_ids": true, "value": "dl.cordon-test.example/a/payload.bin"}]}}`), Config{})
+	require.NoError(t, err)
+	set, err := ioc.Compile(res.Indicators)
+	require.NoError(t, err)
+	for _, u := range []string{"http://dl.cordon-test.example/a/payload.bin", "https://dl.cordon-test.example/a/payload.bin"} {
+		ev := feedtest.Event(ioc.EventHTTP, "linux")
+		ev.HTTP = &ioc.HTTPEvent{URL: u}
+		assert.Len(t, set.Match(&ev, t0), 1, u)
+	}
+	ev := feedtest.Event(ioc.EventHTTP, "linux")
+	ev.HTTP = &ioc.HTTPEvent{URL: "https://dl.cordon-test.example/a/other.bin"}
+	assert.Empty(t, set.Match(&ev, t0))
 }
 
 func TestErrors(t *testing.T) {
