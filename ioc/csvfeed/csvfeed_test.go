@@ -5,18 +5,14 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/ioc/feed/feedtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-
-func event(kind ioc.EventKind, os string) ioc.Event {
-	return ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: t0, Host: ioc.Host{ID: "h-1", OS: os}, Kind: kind}
-}
+var t0 = feedtest.T0
 
 func TestSampleFeed(t *testing.T) {
 	f, err := os.Open("testdata/feed.csv")
@@ -43,35 +39,35 @@ func TestSampleFeed(t *testing.T) {
 	}
 	file := func(path, sha string) func() ioc.Event {
 		return func() ioc.Event {
-			e := event(ioc.EventFile, "windows")
+			e := feedtest.Event(ioc.EventFile, "windows")
 			e.File = &ioc.FileEvent{Path: path, SHA256: sha}
 			return e
 		}
 	}
 	conn := func(addr string) func() ioc.Event {
 		return func() ioc.Event {
-			e := event(ioc.EventNetwork, "linux")
+			e := feedtest.Event(ioc.EventNetwork, "linux")
 			e.Network = &ioc.NetworkEvent{Protocol: "tcp", RemoteAddress: addr, RemotePort: 443}
 			return e
 		}
 	}
 	dns := func(q string) func() ioc.Event {
 		return func() ioc.Event {
-			e := event(ioc.EventDNS, "linux")
+			e := feedtest.Event(ioc.EventDNS, "linux")
 			e.DNS = &ioc.DNSEvent{Query: q}
 			return e
 		}
 	}
 	mutex := func(n string) func() ioc.Event {
 		return func() ioc.Event {
-			e := event(ioc.EventMutex, "windows")
+			e := feedtest.Event(ioc.EventMutex, "windows")
 			e.Mutex = &ioc.MutexEvent{Name: n}
 			return e
 		}
 	}
 	reg := func(k, v string) func() ioc.Event {
 		return func() ioc.Event {
-			e := event(ioc.EventRegistry, "windows")
+			e := feedtest.Event(ioc.EventRegistry, "windows")
 			e.Registry = &ioc.RegistryEvent{Key: k, ValueName: v}
 			return e
 		}
@@ -161,8 +157,6 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if _, err := ioc.Compile(inds); err != nil {
-			t.Fatalf("parsed indicators do not compile: %v", err)
-		}
+		feedtest.Compiles(t, inds, nil)
 	})
 }
