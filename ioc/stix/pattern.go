@@ -38,6 +38,10 @@ const (
 	tBinary // b'…'
 )
 
+// punct is the kind of each one-byte token; tEOF for other bytes.
+var punct = [256]tokKind{'[': tLBrack, ']': tRBrack, '(': tLParen, ')': tRParen, ',': tComma,
+	':': tColon, '.': tDot, '*': tStar, '=': tOp}
+
 type token struct {
 	kind tokKind
 	text string // identifier, operator, or the literal's decoded text
@@ -58,32 +62,8 @@ func lex(src string) ([]token, error) {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			i++
 			continue
-		case c == '[':
-			toks = append(toks, token{tLBrack, "[", col(i)})
-			i++
-		case c == ']':
-			toks = append(toks, token{tRBrack, "]", col(i)})
-			i++
-		case c == '(':
-			toks = append(toks, token{tLParen, "(", col(i)})
-			i++
-		case c == ')':
-			toks = append(toks, token{tRParen, ")", col(i)})
-			i++
-		case c == ',':
-			toks = append(toks, token{tComma, ",", col(i)})
-			i++
-		case c == ':':
-			toks = append(toks, token{tColon, ":", col(i)})
-			i++
-		case c == '.':
-			toks = append(toks, token{tDot, ".", col(i)})
-			i++
-		case c == '*':
-			toks = append(toks, token{tStar, "*", col(i)})
-			i++
-		case c == '=':
-			toks = append(toks, token{tOp, "=", col(i)})
+		case punct[c] != tEOF:
+			toks = append(toks, token{punct[c], src[i : i+1], col(i)})
 			i++
 		case c == '!' || c == '<' || c == '>':
 			if i+1 < len(src) && src[i+1] == '=' {
