@@ -178,11 +178,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"response":[{"Event":{"Attribute":[{"type":"regkey|value","to_ids":1,"value":"HKLM\\x|y"}]}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		res, err := Parse(data, Config{})
-		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) {
-				t.Fatalf("error of type %T: %v", err, err)
-			}
+		if !feedtest.Accepted[*Error](t, err) {
 			return
 		}
 		feedtest.Compiles(t, res.Indicators, res.Trees)

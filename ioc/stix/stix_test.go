@@ -251,11 +251,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"type":"indicator","id":"i","pattern":"[a:b = 'c'] AND [d:e[*].f NOT LIKE 'g%'] REPEATS 2 TIMES"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		res, err := Parse(data, Config{})
-		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) {
-				t.Fatalf("error of type %T: %v", err, err)
-			}
+		if !feedtest.Accepted[*Error](t, err) {
 			return
 		}
 		feedtest.Compiles(t, res.Indicators, res.Trees)

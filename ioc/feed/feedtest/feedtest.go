@@ -1,6 +1,6 @@
 // Package feedtest holds what the tests of the feed parsers (ioc/openioc,
 // ioc/stix, ioc/misp, ioc/loki, ioc/csvfeed, ioc/feed) share: a fixed
-// clock, events to match and the check every parser's fuzz test makes.
+// clock, events to match and the checks every parser's fuzz test makes.
 //
 // # Usage
 //
@@ -14,6 +14,7 @@
 package feedtest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -41,4 +42,19 @@ func Compiles(tb testing.TB, inds []ioc.Indicator, trees []*logic.Tree) {
 	if _, err := logic.Compile(trees); err != nil {
 		tb.Fatalf("the trees parsed do not compile: %v", err)
 	}
+}
+
+// Accepted reports whether a parser accepted its input (err is nil). A
+// rejection must be the parser's own error type E, which says where the
+// input is wrong: Accepted fails tb when it is not.
+func Accepted[E error](tb testing.TB, err error) bool {
+	tb.Helper()
+	if err == nil {
+		return true
+	}
+	var e E
+	if !errors.As(err, &e) {
+		tb.Fatalf("error of type %T, not %T: %v", err, e, err)
+	}
+	return false
 }
