@@ -199,6 +199,10 @@ type Manager struct {
 	skipped     []Rule
 	changedAt   time.Time
 	lastRefresh time.Time
+	// lastAnswer is the previous refresh's resolution, unmerged, for the
+	// isolation that began at lastAnswerSince.
+	lastAnswer      []Endpoint
+	lastAnswerSince time.Time
 	failedAt    time.Time
 	downSince   time.Time
 	cmds        []string
@@ -531,6 +535,14 @@ func (m *Manager) bringUp(ctx context.Context, kind EventKind, who, why, cmd str
 	if err != nil {
 		return m.fail(ctx, err, who, why, cmd)
 	}
+	return m.bringUpWith(ctx, eps, kind, who, why, cmd)
+}
+
+// bringUpWith is bringUp with the management endpoints already resolved.
+func (m *Manager) bringUpWith(ctx context.Context, eps []Endpoint, kind EventKind, who, why, cmd string) error {
+	m.mu.Lock()
+	rec := m.rec
+	m.mu.Unlock()
 	plan, rules, skipped, err := m.buildPlan(rec.Exclusions, eps)
 	if err != nil {
 		return m.fail(ctx, fmt.Errorf("isolation: build plan: %w", err), who, why, cmd)
@@ -899,13 +911,42 @@ func (m *Manager) refresh(ctx context.Context, r Record) {
 	for _, e := range rerrs {
 		m.log.Warn("isolation: refreshing management endpoint failed; keeping cached addresses", "err", e)
 	}
-	if err != nil || (Plan{Management: eps}).Equal(Plan{Management: r.Management}) {
+	if err != nil {
 		return
 	}
+	// Allow the union of this answer and the previous one: a name that
+	// resolves round-robin to a subset of its addresses must not make the
+	// sweep end the agent's own bus connection, nor leave the agent's next
+	// lookup pointing at an address the rules just dropped. An address
+	// goes once two answers in a row leave it out.
 	m.mu.Lock()
-	m.rec.Management = eps
+	prev := m.lastAnswer
+	if !m.lastAnswerSince.Equal(r.Since) {
+		prev = r.Management // the first refresh of this isolation
+	}
+	m.lastAnswer, m.lastAnswerSince = eps, r.Since
 	m.mu.Unlock()
-	_ = m.bringUp(ctx, EventUpdated, "timer", "management endpoint addresses changed", "")
+	merged := mergeEndpoints(eps, prev)
+	if (Plan{Management: merged}).Equal(Plan{Management: r.Management}) {
+		return
+	}
+	_ = m.bringUpWith(ctx, merged, EventUpdated, "timer", "management endpoint addresses changed", "")
+}
+
+// mergeEndpoints returns eps with each endpoint's addresses joined by
+// those of the endpoint of prev with the same name, protocol and port.
+func mergeEndpoints(eps, prev []Endpoint) []Endpoint {
+	out := make([]Endpoint, len(eps))
+	for i, e := range eps {
+		e.Addrs = slices.Clone(e.Addrs)
+		for _, p := range prev {
+			if p.Name == e.Name && p.Protocol == e.Protocol && p.Port == e.Port {
+				e.Addrs = append(e.Addrs, p.Addrs...)
+			}
+		}
+		out[i] = e.normalize()
+	}
+	return out
 }
 
 // MemoryStore is a Store in memory, for tests and for hosts where the

@@ -479,15 +479,23 @@ func TestManagementResolvedBeforeApplyAndRefreshed(t *testing.T) {
 		if n := len(e.fake.Host().Plans()); n != applies {
 			t.Fatalf("refresh with unchanged addresses re-applied")
 		}
-		// New address: re-applied within a minute.
+		// New address: re-applied within a minute, the previous answer
+		// still allowed beside it (round-robin answers hold subsets; the
+		// agent may still be connected to an old address).
 		e.res.set("bus.test", "198.18.0.99")
 		time.Sleep(isolation.DefaultRefreshInterval)
 		synctest.Wait()
-		if text := e.plan().String(); !strings.Contains(text, "mgmt tcp addr=198.18.0.99 port=4222") {
+		if text := e.plan().String(); !strings.Contains(text, "mgmt tcp addr=198.18.0.10,198.18.0.99,2001:db8::11 port=4222") {
 			t.Fatalf("refreshed plan:\n%s", text)
 		}
 		if ev := e.sink.last(); ev.Kind != isolation.EventUpdated {
 			t.Fatalf("last event %+v", ev)
+		}
+		// Two answers in a row without the old addresses: they go.
+		time.Sleep(isolation.DefaultRefreshInterval)
+		synctest.Wait()
+		if text := e.plan().String(); !strings.Contains(text, "mgmt tcp addr=198.18.0.99 port=4222") {
+			t.Fatalf("plan after the second answer without the old addresses:\n%s", text)
 		}
 		// Resolution fails: the cached addresses stay in force.
 		e.res.fail(errors.New("servfail"))
