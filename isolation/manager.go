@@ -203,11 +203,11 @@ type Manager struct {
 	// isolation that began at lastAnswerSince.
 	lastAnswer      []Endpoint
 	lastAnswerSince time.Time
-	failedAt    time.Time
-	downSince   time.Time
-	cmds        []string
-	persistErr  string
-	modes       [3]ModeConfig
+	failedAt        time.Time
+	downSince       time.Time
+	cmds            []string
+	persistErr      string
+	modes           [3]ModeConfig
 }
 
 // New validates cfg and returns a Manager in state off with its scheduler
