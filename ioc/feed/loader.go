@@ -27,7 +27,8 @@ type Config struct {
 	// Now is the clock Match uses for validity windows. Default: time.Now.
 	Now func() time.Time
 	// Debounce is how long Watch waits after the last change to a file
-	// before reloading, so a file written in several steps is read once.
+	// before reloading, so a file written in several steps is read once;
+	// while changes keep coming, it reloads 8 × Debounce after the first.
 	// Default: 250ms. Negative is invalid.
 	Debounce time.Duration
 	// MaxFileSize is the largest feed file read, in bytes. Default: 1 GiB.

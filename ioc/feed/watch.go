@@ -30,8 +30,9 @@ func (w *Watch) Done() <-chan struct{} { return w.done }
 
 // Watch loads every feed file of dir (as LoadDir) and then watches dir:
 // after a file is created, written, renamed or removed and Config.Debounce
-// has passed without another change, the changed files are reloaded at
-// once and the snapshot swapped; a file that fails keeps its previous
+// has passed without another change (or at the latest 8 × Debounce after
+// the first change, when changes keep coming), the changed files are
+// reloaded at once and the snapshot swapped; a file that fails keeps its previous
 // content and is reported (Config.OnReload, Config.Logger). Subdirectories
 // are not watched. A change to a name starting with ".." (the "..data"
 // link of a Kubernetes ConfigMap volume), or a lost-events overflow of the
@@ -72,6 +73,18 @@ func (l *Loader) watchLoop(ctx context.Context, dir string, events <-chan fsnoti
 	t.Stop()
 	defer t.Stop()
 	var timer <-chan time.Time
+	// arm starts or extends the debounce, but never past MaxWait after
+	// the first change not yet reloaded: a file that changes all the time
+	// must not hold back the others.
+	var first time.Time
+	arm := func() {
+		now := time.Now()
+		if timer == nil {
+			first = now
+		}
+		t.Reset(min(l.cfg.Debounce, first.Add(l.maxWait()).Sub(now)))
+		timer = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -102,8 +115,7 @@ func (l *Loader) watchLoop(ctx context.Context, dir string, events <-chan fsnoti
 			default:
 				pending[name] = true
 			}
-			t.Reset(l.cfg.Debounce)
-			timer = t.C
+			arm()
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -113,8 +125,7 @@ func (l *Loader) watchLoop(ctx context.Context, dir string, events <-chan fsnoti
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
 				// Events were lost: read the whole directory again.
 				all = true
-				t.Reset(l.cfg.Debounce)
-				timer = t.C
+				arm()
 			}
 		case <-timer:
 			timer = nil
@@ -138,3 +149,7 @@ func (l *Loader) watchFailed(dir string, err error) {
 		l.cfg.OnReload(Reload{Errors: []error{&FileError{File: dir, Err: err}}, Snapshot: l.Snapshot()})
 	}
 }
+
+// maxWait is the longest a change waits for its reload while more changes
+// keep coming: 8 debounce periods.
+func (l *Loader) maxWait() time.Duration { return 8 * l.cfg.Debounce }

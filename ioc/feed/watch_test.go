@@ -145,6 +145,39 @@ func TestWatchLoopOverflowAndDirGone(t *testing.T) {
 	})
 }
 
+// TestWatchLoopMaxWait: a file that changes all the time does not hold
+// back the reload of the others past 8 debounce periods.
+func TestWatchLoopMaxWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		rec := &recorder{}
+		l, err := NewLoader(Config{Debounce: time.Second, OnReload: rec.add, Now: func() time.Time { return feedtest.T0 }})
+		require.NoError(t, err)
+		events := make(chan fsnotify.Event)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.watchLoop(t.Context(), dir, events, nil)
+		}()
+		write(t, dir, "feed.csv", "type,value\ndomain,steady.example\n")
+		events <- fsnotify.Event{Name: filepath.Join(dir, "feed.csv"), Op: fsnotify.Create}
+		start := time.Now()
+		busy := filepath.Join(dir, "busy.csv")
+		for len(rec.all()) == 0 {
+			require.Less(t, time.Since(start), 9*time.Second, "no reload while busy.csv keeps changing")
+			write(t, dir, "busy.csv", "type,value\n")
+			events <- fsnotify.Event{Name: busy, Op: fsnotify.Write}
+			time.Sleep(500 * time.Millisecond)
+			synctest.Wait()
+		}
+		assert.Equal(t, 8*time.Second, time.Since(start).Round(500*time.Millisecond))
+		assert.Contains(t, rec.all()[0].Loaded, "feed.csv")
+		ev := feedtest.Event(ioc.EventDNS, "linux")
+		ev.DNS = &ioc.DNSEvent{Query: "steady.example"}
+		assert.Len(t, l.Match(&ev), 1)
+	})
+}
+
 // TestWatchReal runs the watch on a real directory with fsnotify. It waits
 // for the reload reports, not for timers.
 func TestWatchReal(t *testing.T) {
