@@ -174,8 +174,9 @@ func Parse(r io.Reader, cfg Config) ([]ioc.Indicator, error) {
 // ParseType returns the indicator kind a feed's type name stands for. It
 // accepts the ioc.Kind names and these aliases: ip, ip-src, ip-dst,
 // ipv4-addr, ipv6-addr (ipv4, ipv6 or cidr, from value), sha-1, sha-256,
-// sha-512, domain-name, fqdn, host, uri, link, path, filepath, filename,
-// process, regkey, registry, mutant.
+// sha-512, domain-name (domain, with subdomains), fqdn and host (hostname,
+// exact), uri, link, path, filepath, filename, process, regkey, registry,
+// mutant.
 func ParseType(typ, value string) (ioc.Kind, error) {
 	t := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(typ)), "_", "-")
 	switch t {
@@ -196,9 +197,11 @@ func ParseType(typ, value string) (ioc.Kind, error) {
 		return ioc.KindSHA256, nil
 	case "sha-512":
 		return ioc.KindSHA512, nil
-	case "domain-name", "fqdn":
+	case "domain-name":
 		return ioc.KindDomain, nil
-	case "host":
+	case "host", "fqdn":
+		// A fully qualified domain name names one host, not its
+		// subdomains.
 		return ioc.KindHostname, nil
 	case "uri", "link":
 		return ioc.KindURL, nil

@@ -109,6 +109,29 @@ func TestSampleFeed(t *testing.T) {
 	}
 }
 
+// TestParseTypeAliases: the aliases give the kinds their documented
+// meaning; an FQDN is one host, not its subdomains.
+func TestParseTypeAliases(t *testing.T) {
+	for _, c := range []struct {
+		typ, value string
+		want       ioc.Kind
+	}{
+		{"fqdn", "mail.example", ioc.KindHostname},
+		{"host", "mail.example", ioc.KindHostname},
+		{"domain-name", "example", ioc.KindDomain},
+		{"ip-dst", "2001:db8::1", ioc.KindIPv6},
+		{"ip", "198.51.100.0/24", ioc.KindCIDR},
+		{"SHA_256", "x", ioc.KindSHA256},
+		{"mutant", "x", ioc.KindMutex},
+	} {
+		k, err := ParseType(c.typ, c.value)
+		require.NoError(t, err, c.typ)
+		assert.Equal(t, c.want, k, c.typ)
+	}
+	_, err := ParseType("sigma", "x")
+	assert.ErrorContains(t, err, `"sigma" is not an indicator kind`)
+}
+
 func TestErrors(t *testing.T) {
 	cases := []struct {
 		name, in   string
