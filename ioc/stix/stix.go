@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp/syntax"
 	"strings"
 	"time"
 
@@ -505,7 +504,7 @@ func (b *builder) cmp(c *comparison) (*logic.Node, error) {
 		}
 	}
 	if c.op == "MATCHES" {
-		if reason, ok := pcreOnly(vals[0]); ok {
+		if reason, ok := logic.PCREOnly(vals[0]); ok {
 			return b.unsup("%s MATCHES %q: %s, which Go's RE2 engine does not support", c.pathString(), vals[0], reason), nil
 		}
 	}
@@ -519,24 +518,6 @@ func (b *builder) cmp(c *comparison) (*logic.Node, error) {
 			strings.TrimPrefix(err.Error(), logic.ErrInvalidCond.Error()+": "))}
 	}
 	return n, nil
-}
-
-// pcreOnly reports whether re is rejected by RE2 only for PCRE syntax
-// that RE2 lacks (look-around, back-references, possessive or long
-// counted repeats), which a STIX MATCHES may use: such an indicator is
-// unsupported, not malformed. Other errors (an unbalanced parenthesis)
-// are the pattern's own.
-func pcreOnly(re string) (string, bool) {
-	_, err := syntax.Parse(re, syntax.Perl)
-	var se *syntax.Error
-	if !errors.As(err, &se) {
-		return "", false
-	}
-	switch se.Code {
-	case syntax.ErrInvalidPerlOp, syntax.ErrInvalidNamedCapture, syntax.ErrInvalidEscape, syntax.ErrInvalidRepeatSize, syntax.ErrInvalidRepeatOp:
-		return fmt.Sprintf("%s %q", se.Code, se.Expr), true
-	}
-	return "", false
 }
 
 func joinPath(path, field string) string {

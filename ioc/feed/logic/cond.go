@@ -1,9 +1,11 @@
 package logic
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 )
@@ -329,4 +331,24 @@ func caseless(f Field, v string) bool {
 		return strings.Contains(v, `\`) || len(v) >= 2 && v[1] == ':'
 	}
 	return f == ServiceName
+}
+
+// PCREOnly reports whether the regular expression re is rejected by Go's
+// RE2 engine only for PCRE (or Python) syntax RE2 lacks: look-around,
+// back-references, possessive or over-long counted repeats. Such an
+// expression is valid where the feed was written, so a parser reports its
+// indicator as unsupported rather than malformed; the reason names the
+// construct. Other errors (an unbalanced parenthesis) are the
+// expression's own, and PCREOnly returns false for them.
+func PCREOnly(re string) (reason string, ok bool) {
+	_, err := syntax.Parse(re, syntax.Perl)
+	var se *syntax.Error
+	if !errors.As(err, &se) {
+		return "", false
+	}
+	switch se.Code {
+	case syntax.ErrInvalidPerlOp, syntax.ErrInvalidNamedCapture, syntax.ErrInvalidEscape, syntax.ErrInvalidRepeatSize, syntax.ErrInvalidRepeatOp:
+		return fmt.Sprintf("%s %q", se.Code, se.Expr), true
+	}
+	return "", false
 }

@@ -198,3 +198,14 @@ func TestIndexSelects(t *testing.T) {
 	assert.Same(t, trees[2+26], res[0].Tree)
 	assert.Equal(t, FileName, res[0].Field)
 }
+
+func TestPCREOnly(t *testing.T) {
+	for _, re := range []string{`a(?=b)`, `(?<=a)b`, `(?!x)y`, `(a)\1`, `a{2000}`, `a*+`} {
+		_, ok := PCREOnly(re)
+		assert.True(t, ok, re)
+	}
+	for _, re := range []string{`(a`, `[z-a]`, `a.*b`, `^x$`} {
+		_, ok := PCREOnly(re)
+		assert.False(t, ok, re)
+	}
+}
