@@ -168,6 +168,19 @@ func TestSnapshotMatch(t *testing.T) {
 	assert.Equal(t, ioc.SeverityHigh, dets[0].Severity)
 }
 
+// TestLokiWarnings: a Loki entry cordon skips is reported in the file's
+// warnings; with Strict it rejects the file.
+func TestLokiWarnings(t *testing.T) {
+	list := []byte("\\\\Temp\\\\[a-z]{8}\\.exe$;70\n\\\\Temp\\\\(?!ok)\\w+\\.scr$;70\n")
+	f, err := Parse("my-filename-iocs.txt", list, Options{})
+	require.NoError(t, err)
+	assert.Len(t, f.Trees, 1)
+	require.Len(t, f.Warnings, 1)
+	assert.Contains(t, f.Warnings[0], "my-filename-iocs.txt:2: ")
+	_, err = Parse("my-filename-iocs.txt", list, Options{Strict: true})
+	assert.ErrorContains(t, err, "my-filename-iocs.txt:2: ")
+}
+
 func TestLoadKeepsPreviousOnError(t *testing.T) {
 	var reports []Reload
 	l, err := NewLoader(Config{Now: func() time.Time { return t0 }, OnReload: func(r Reload) { reports = append(reports, r) }})

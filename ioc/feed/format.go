@@ -178,8 +178,8 @@ type Options struct {
 	// Severity is the severity of indicators whose feed gives none
 	// (OpenIOC and STIX never do). Default: SeverityUnknown.
 	Severity ioc.Severity
-	// Strict makes OpenIOC terms and STIX indicators that cordon cannot
-	// evaluate errors instead of warnings.
+	// Strict makes OpenIOC terms, STIX indicators and Loki file name
+	// expressions that cordon cannot evaluate errors instead of warnings.
 	Strict bool
 }
 
@@ -237,11 +237,11 @@ func parseAs(name string, format Format, data []byte, opts Options) (*File, erro
 		f.Indicators = inds
 	case FormatLokiHash, FormatLokiFilename, FormatLokiC2:
 		list := map[Format]loki.List{FormatLokiHash: loki.HashList, FormatLokiFilename: loki.FilenameList, FormatLokiC2: loki.C2List}[format]
-		res, err := loki.Parse(bytes.NewReader(data), list, loki.Config{Name: name, Severity: opts.Severity})
+		res, err := loki.Parse(bytes.NewReader(data), list, loki.Config{Name: name, Severity: opts.Severity, Strict: opts.Strict})
 		if err != nil {
 			return nil, err
 		}
-		f.Indicators, f.Trees = res.Indicators, res.Trees
+		f.Indicators, f.Trees, f.Warnings = res.Indicators, res.Trees, res.Warnings
 	case FormatMISP:
 		res, err := misp.Parse(data, misp.Config{Name: name, Severity: opts.Severity})
 		if err != nil {

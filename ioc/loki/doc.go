@@ -5,12 +5,15 @@
 //
 //   - hash lists (hash-iocs.txt): HASH;SCORE;COMMENT or HASH;COMMENT, the
 //     hash an MD5, SHA-1, SHA-256 or SHA-512 in hex. Each becomes an atomic
-//     indicator.
+//     indicator, but for the digests of an empty file or a lone line break,
+//     which Loki skips too (a Warning).
 //   - file name lists (filename-iocs.txt): REGEX;SCORE;FALSE_POSITIVE_REGEX
 //     (score and false-positive regex optional). Each becomes a logic tree:
 //     the file or process path matches REGEX, case-insensitively, and not
-//     FALSE_POSITIVE_REGEX. Regular expressions are RE2 (Go): Python's
-//     look-arounds and back-references are rejected with the line.
+//     FALSE_POSITIVE_REGEX. Regular expressions are RE2 (Go): an entry
+//     using Python's look-arounds or back-references is skipped with a
+//     Warning (with Config.Strict, an error); other bad expressions are
+//     errors. A detection names the entry by its rule, "<list>:<line>".
 //   - C2 lists (c2-iocs.txt): a domain, an IP address or a CIDR prefix,
 //     optionally ;SCORE. Each becomes an atomic indicator (a domain matches
 //     its subdomains).

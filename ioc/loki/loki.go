@@ -61,6 +61,9 @@ type Config struct {
 	// Severity is the severity of entries without a score. Default:
 	// SeverityUnknown.
 	Severity ioc.Severity
+	// Strict makes a file name expression in Python syntax that Go's RE2
+	// lacks (look-around, back-references) an error instead of a Warning.
+	Strict bool
 }
 
 // Result is what a list holds.
@@ -73,6 +76,11 @@ type Result struct {
 	// value of any indicator kind, so a detection names the entry by its
 	// rule and the path that matched is in its event.
 	Trees []*logic.Tree
+	// Warnings are the entries skipped, each "<file>:<line>: why": file
+	// name expressions in Python syntax that RE2 lacks, and the digests of
+	// an empty file or a lone line break, which Loki ignores too (they
+	// would match every such file).
+	Warnings []string
 }
 
 // MaxLine is the longest line a list may have, in bytes.
@@ -110,9 +118,9 @@ func Parse(r io.Reader, list List, cfg Config) (*Result, error) {
 		var err error
 		switch list {
 		case HashList:
-			err = res.hash(text, name, cfg.Severity)
+			err = res.hash(text, name, line, cfg.Severity)
 		case FilenameList:
-			err = res.filename(text, name, line, cfg.Severity)
+			err = res.filename(text, name, line, cfg)
 		case C2List:
 			err = res.c2(text, name, cfg.Severity)
 		}
@@ -165,9 +173,27 @@ func (res *Result) add(ind ioc.Indicator) error {
 	return nil
 }
 
-func (res *Result) hash(text, name string, sev ioc.Severity) error {
+// trivial are the digests of an empty file, "\n" and "\r\n", in lower
+// case: Loki skips them, as every such file would match.
+var trivial = map[string]bool{
+	"d41d8cd98f00b204e9800998ecf8427e":                                 true,
+	"da39a3ee5e6b4b0d3255bfef95601890afd80709":                         true,
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855": true,
+	"68b329da9893e34099c7d8ad5cb9c940":                                 true,
+	"adc83b19e793491b1c6ea0fd8b46cd9f32e592fc":                         true,
+	"01ba4719c80b6fe911b091a7c05124b64eeece964e09c058ef8f9805daca546b": true,
+	"81051bcc2cf1bedf378224b0a93e2877":                                 true,
+	"ba8ab5a0280b953aa97435ff8946cbcbb2755a27":                         true,
+	"7eb70257593da06f682a3ddda54a9d260d4fc514f645237f5ca74b08f8da61a6": true,
+}
+
+func (res *Result) hash(text, name string, line int, sev ioc.Severity) error {
 	parts := strings.SplitN(text, ";", 3)
 	h := strings.TrimSpace(parts[0])
+	if trivial[strings.ToLower(h)] {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s:%d: %s is the digest of an empty file or a lone line break; skipped", name, line, h))
+		return nil
+	}
 	ind := ioc.Indicator{Value: h, Source: name, Severity: sev}
 	switch len(h) {
 	case 32:
@@ -220,7 +246,8 @@ func (res *Result) c2(text, name string, sev ioc.Severity) error {
 	return res.add(ind)
 }
 
-func (res *Result) filename(text, name string, line int, sev ioc.Severity) error {
+func (res *Result) filename(text, name string, line int, cfg Config) error {
+	sev := cfg.Severity
 	parts := strings.Split(text, ";")
 	if len(parts) > 3 {
 		return fmt.Errorf("%d fields; a file name entry is REGEX;SCORE;FALSE_POSITIVE_REGEX", len(parts))
@@ -236,13 +263,25 @@ func (res *Result) filename(text, name string, line int, sev ioc.Severity) error
 		}
 	}
 	fields := []logic.Field{logic.FilePath, logic.ProcPath}
+	fp := ""
+	if len(parts) == 3 {
+		fp = strings.TrimSpace(parts[2])
+	}
+	for _, re := range []string{pattern, fp} {
+		if why, ok := logic.PCREOnly(re); ok {
+			if cfg.Strict {
+				return fmt.Errorf("regular expression %q: %s, which Go's RE2 engine does not support", re, why)
+			}
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s:%d: regular expression %q: %s, which Go's RE2 engine does not support; skipped", name, line, re, why))
+			return nil
+		}
+	}
 	match, err := logic.NewCond(logic.Cond{Fields: fields, Op: logic.OpRegex, Values: []string{pattern}})
 	if err != nil {
 		return fmt.Errorf("regular expression %q: %s", pattern, reason(err))
 	}
 	root := match
-	if len(parts) == 3 && strings.TrimSpace(parts[2]) != "" {
-		fp := strings.TrimSpace(parts[2])
+	if fp != "" {
 		notFP, err := logic.NewCond(logic.Cond{Fields: fields, Op: logic.OpRegex, Values: []string{fp}, Negate: true})
 		if err != nil {
 			return fmt.Errorf("false-positive regular expression %q: %s", fp, reason(err))

@@ -109,6 +109,36 @@ func TestFilenameList(t *testing.T) {
 	assert.Len(t, set.Eval(&proc, t0, nil), 1)
 }
 
+// TestSkipped: what Loki would read but cordon cannot, or Loki ignores
+// too, is a warning that skips the entry, or with Strict an error.
+func TestSkipped(t *testing.T) {
+	in := "ok\\.exe;10\n(?i)\\\\temp\\\\(?!legit)[a-z]+\\.exe;80\nb\\.exe;50;(a)\\1\n"
+	res, err := Parse(strings.NewReader(in), FilenameList, Config{Name: "f.txt"})
+	require.NoError(t, err)
+	require.Len(t, res.Trees, 1)
+	assert.Equal(t, "f.txt:1", res.Trees[0].ID)
+	require.Len(t, res.Warnings, 2)
+	assert.Contains(t, res.Warnings[0], "f.txt:2: ")
+	assert.Contains(t, res.Warnings[0], "RE2")
+	assert.Contains(t, res.Warnings[1], "f.txt:3: ")
+
+	_, err = Parse(strings.NewReader(in), FilenameList, Config{Name: "f.txt", Strict: true})
+	var e *Error
+	require.True(t, errors.As(err, &e), "%v", err)
+	assert.Equal(t, 2, e.Line)
+	assert.Contains(t, e.Reason, "RE2")
+
+	hashes := "D41D8CD98F00B204E9800998ECF8427E;empty\n5d41402abc4b2a76b9719d911017c592;hello\n" +
+		"01ba4719c80b6fe911b091a7c05124b64eeece964e09c058ef8f9805daca546b;90;newline\n"
+	res, err = Parse(strings.NewReader(hashes), HashList, Config{Name: "h.txt"})
+	require.NoError(t, err)
+	require.Len(t, res.Indicators, 1)
+	assert.Equal(t, "5d41402abc4b2a76b9719d911017c592", res.Indicators[0].Value)
+	require.Len(t, res.Warnings, 2)
+	assert.Contains(t, res.Warnings[0], "h.txt:1: ")
+	assert.Contains(t, res.Warnings[1], "h.txt:3: ")
+}
+
 func TestErrors(t *testing.T) {
 	cases := []struct {
 		list       List
@@ -119,7 +149,7 @@ func TestErrors(t *testing.T) {
 		{HashList, "# c\n\n5d41402abc4b2a76b9719d911017c592;x;y\n", 3, "score"},
 		{HashList, "5d41402abc4b2a76b9719d911017c592\nabc;comment\n", 2, "not an MD5"},
 		{HashList, "5d41402abc4b2a76b9719d911017c59z;1;c\n", 1, "non-hex"},
-		{FilenameList, "ok\\.exe;10\n(?=lookahead);10\n", 2, "regular expression"},
+		{FilenameList, "ok\\.exe;10\n(unclosed;10\n", 2, "regular expression"},
 		{FilenameList, "a;1;b;c\n", 1, "4 fields"},
 		{FilenameList, "a;1;(\n", 1, "false-positive"},
 		{C2List, "good.example\nbad..example\n", 2, "empty label"},
