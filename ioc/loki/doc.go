@@ -16,7 +16,8 @@
 //     errors. A detection names the entry by its rule, "<list>:<line>".
 //   - C2 lists (c2-iocs.txt): a domain, an IP address or a CIDR prefix,
 //     optionally ;SCORE. Each becomes an atomic indicator (a domain matches
-//     its subdomains).
+//     its subdomains) described, as Loki does, by the comment line above
+//     its block.
 //
 // The score (Loki's 0-100+, clamped to 100) sets the severity: 90 and more
 // critical, 70 high, 40 medium, below low; without a score, the Config's.

@@ -109,10 +109,14 @@ func Parse(r io.Reader, list List, cfg Config) (*Result, error) {
 	sc.Buffer(make([]byte, 0, 64<<10), MaxLine)
 	res := &Result{}
 	line := 0
+	comment := ""
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(string(bytes.TrimPrefix(sc.Bytes(), []byte("\ufeff"))))
 		if text == "" || strings.HasPrefix(text, "#") {
+			// Loki describes the C2 entries below a comment line with it;
+			// an empty line ends the block.
+			comment = strings.TrimSpace(strings.TrimLeft(text, "#"))
 			continue
 		}
 		var err error
@@ -122,7 +126,7 @@ func Parse(r io.Reader, list List, cfg Config) (*Result, error) {
 		case FilenameList:
 			err = res.filename(text, name, line, cfg)
 		case C2List:
-			err = res.c2(text, name, cfg.Severity)
+			err = res.c2(text, name, comment, cfg.Severity)
 		}
 		if err != nil {
 			return nil, &Error{File: name, Line: line, Reason: err.Error()}
@@ -220,13 +224,13 @@ func (res *Result) hash(text, name string, line int, sev ioc.Severity) error {
 	return res.add(ind)
 }
 
-func (res *Result) c2(text, name string, sev ioc.Severity) error {
+func (res *Result) c2(text, name, comment string, sev ioc.Severity) error {
 	parts := strings.Split(text, ";")
 	if len(parts) > 2 {
 		return fmt.Errorf("%d fields; a C2 entry is VALUE or VALUE;SCORE", len(parts))
 	}
 	v := strings.TrimSpace(parts[0])
-	ind := ioc.Indicator{Value: v, Source: name, Severity: sev}
+	ind := ioc.Indicator{Value: v, Source: name, Severity: sev, Description: comment}
 	if len(parts) == 2 {
 		var err error
 		if ind.Score, ind.Severity, err = score(parts[1]); err != nil {

@@ -139,6 +139,18 @@ func TestSkipped(t *testing.T) {
 	assert.Contains(t, res.Warnings[1], "h.txt:3: ")
 }
 
+// TestC2Comment: a comment line describes the C2 entries of its block.
+func TestC2Comment(t *testing.T) {
+	in := "# first campaign\nc2a.cordon-test.example\n192.0.2.70;80\n\nc2b.cordon-test.example\n## second campaign\n198.51.100.0/24\n"
+	res, err := Parse(strings.NewReader(in), C2List, Config{})
+	require.NoError(t, err)
+	var got []string
+	for _, ind := range res.Indicators {
+		got = append(got, ind.Description)
+	}
+	assert.Equal(t, []string{"first campaign", "first campaign", "", "second campaign"}, got)
+}
+
 func TestErrors(t *testing.T) {
 	cases := []struct {
 		list       List
