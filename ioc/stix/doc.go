@@ -3,8 +3,10 @@
 //
 // Parse takes a bundle ({"type": "bundle", "objects": […]}), a JSON array
 // of objects or one indicator object; objects other than indicators are
-// skipped. Revoked indicators are skipped; valid_from and valid_until bound
-// when the others match. An indicator whose pattern is one equality on an
+// skipped. Of the objects that share an id (versions of one indicator),
+// only the one "modified" last counts, wherever it stands in the file:
+// when it is revoked, the indicator is skipped. valid_from and valid_until
+// bound when the others match. An indicator whose pattern is one equality on an
 // object path with an atomic kind ([file:hashes.'SHA-256' = '…'],
 // [ipv4-addr:value = '…'], [domain-name:value = '…'], [url:value = '…'],
 // [file:name = '…'], [process:name = '…'], [windows-registry-key:key =

@@ -52,6 +52,7 @@ type object struct {
 	ValidFrom   string          `json:"valid_from"`
 	ValidUntil  string          `json:"valid_until"`
 	Revoked     bool            `json:"revoked"`
+	Modified    string          `json:"modified"`
 	Name        string          `json:"name"`
 	Description string          `json:"description"`
 	Labels      []string        `json:"labels"`
@@ -71,9 +72,17 @@ func Parse(data []byte, cfg Config) (*Result, error) {
 	if name == "" {
 		name = "stix"
 	}
-	p := &parser{cfg: cfg, name: name, res: &Result{}}
+	p := &parser{cfg: cfg, name: name, res: &Result{}, latest: map[string]int{}}
 	if err := p.document(data); err != nil {
 		return nil, err
+	}
+	for _, v := range p.versions {
+		if v.obj == nil {
+			continue // superseded
+		}
+		if err := p.indicator(v.obj, v.path); err != nil {
+			return nil, err
+		}
 	}
 	return p.res, nil
 }
@@ -82,6 +91,42 @@ type parser struct {
 	cfg  Config
 	name string
 	res  *Result
+	// versions are the indicators read, in file order; of the versions of
+	// one id (objects sharing an id, told apart by "modified") only the
+	// latest keeps its obj: a later version revokes or replaces the
+	// earlier ones.
+	versions []version
+	latest   map[string]int // id -> index in versions
+}
+
+type version struct {
+	obj      *object
+	path     string
+	modified time.Time
+}
+
+// add records an indicator object; the latest version of each id is read
+// once the whole document is.
+func (p *parser) add(o *object, path string) error {
+	var mod time.Time
+	if o.Modified != "" {
+		var err error
+		if mod, err = parseTime(o.Modified); err != nil {
+			return p.fail(joinPath(path, "modified"), 0, "%q is not an RFC 3339 timestamp", o.Modified)
+		}
+	}
+	v := version{obj: o, path: path, modified: mod}
+	if i, ok := p.latest[o.ID]; ok && o.ID != "" {
+		if mod.Before(p.versions[i].modified) {
+			return nil // an older version
+		}
+		p.versions[i].obj = nil
+	}
+	if o.ID != "" {
+		p.latest[o.ID] = len(p.versions)
+	}
+	p.versions = append(p.versions, v)
+	return nil
 }
 
 func (p *parser) fail(path string, col int, format string, args ...any) error {
@@ -181,7 +226,7 @@ func (p *parser) document(data []byte) error {
 		if err := json.Unmarshal(whole, &o); err != nil {
 			return p.jsonErr(whole, 0, "", err)
 		}
-		return p.indicator(&o, "")
+		return p.add(&o, "")
 	case "":
 		return p.fail("type", 0, "is missing (a bundle or an indicator is expected)")
 	}
@@ -211,7 +256,7 @@ func (p *parser) objects(dec *json.Decoder, path string) error {
 		if err != nil {
 			return p.jsonErr(raw, 0, ip, err)
 		}
-		if err := p.indicator(&o, ip); err != nil {
+		if err := p.add(&o, ip); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package stix
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -240,9 +241,41 @@ func TestSingleAndArray(t *testing.T) {
 	require.Len(t, res.Indicators, 1)
 	assert.Equal(t, "http://evil.example/x", res.Indicators[0].Value)
 	assert.Equal(t, "stix", res.Indicators[0].Source)
-	res, err = Parse([]byte("["+one+","+one+"]"), Config{})
+	two := strings.Replace(one, "indicator--2", "indicator--3", 1)
+	res, err = Parse([]byte("["+one+","+two+"]"), Config{})
 	require.NoError(t, err)
 	assert.Len(t, res.Indicators, 2)
+}
+
+// TestVersions: of the objects sharing an id, the one modified last is
+// the indicator; a later revoked version revokes it, in any file order.
+func TestVersions(t *testing.T) {
+	ver := func(mod, pattern string, revoked bool) string {
+		return fmt.Sprintf(`{"type": "indicator", "spec_version": "2.1", "id": "indicator--7", "modified": %q, "valid_from": "2026-01-01T00:00:00Z", "revoked": %t, "pattern": %q}`, mod, revoked, pattern)
+	}
+	v1 := ver("2026-02-01T00:00:00Z", "[domain-name:value = 'old.cordon-test.example']", false)
+	v2 := ver("2026-03-01T00:00:00.5Z", "[domain-name:value = 'new.cordon-test.example']", false)
+	v3 := ver("2026-04-01T00:00:00Z", "[domain-name:value = 'new.cordon-test.example']", true)
+	values := func(objs ...string) ([]string, int) {
+		res, err := Parse([]byte(`{"type": "bundle", "id": "bundle--1", "objects": [`+strings.Join(objs, ",")+`]}`), Config{})
+		require.NoError(t, err)
+		var vs []string
+		for _, ind := range res.Indicators {
+			vs = append(vs, ind.Value)
+		}
+		return vs, res.Revoked
+	}
+	got, revoked := values(v1, v2)
+	assert.Equal(t, []string{"new.cordon-test.example"}, got)
+	assert.Zero(t, revoked)
+	got, _ = values(v2, v1)
+	assert.Equal(t, []string{"new.cordon-test.example"}, got)
+	got, revoked = values(v1, v3, v2)
+	assert.Empty(t, got, "revoked by its latest version")
+	assert.Equal(t, 1, revoked)
+
+	_, err := Parse([]byte(`[`+strings.Replace(v1, "2026-02-01T00:00:00Z", "yesterday", 1)+`]`), Config{Name: "b.json"})
+	assert.ErrorContains(t, err, "[0].modified")
 }
 
 func FuzzParse(f *testing.F) {
