@@ -3,7 +3,9 @@ package openioc
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/cordonsec/cordon/ioc"
@@ -89,13 +91,9 @@ var terms = map[string]term{
 	"serviceitem/name":                   t(0, logic.ServiceName),
 }
 
-// Terms returns the supported search terms, in lower case.
+// Terms returns the supported search terms, in lower case, sorted.
 func Terms() []string {
-	out := make([]string, 0, len(terms))
-	for k := range terms {
-		out = append(out, k)
-	}
-	return out
+	return slices.Sorted(maps.Keys(terms))
 }
 
 type parser struct {

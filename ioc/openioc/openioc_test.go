@@ -3,6 +3,7 @@ package openioc
 import (
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -251,4 +252,11 @@ func FuzzParse(f *testing.F) {
 		}
 		feedtest.Compiles(t, res.Indicators, res.Trees)
 	})
+}
+
+func TestTermsSorted(t *testing.T) {
+	ts := Terms()
+	assert.True(t, slices.IsSorted(ts), "%v", ts)
+	assert.Contains(t, ts, "fileitem/md5sum")
+	assert.Contains(t, ts, "registryitem/path")
 }
