@@ -113,7 +113,7 @@ func NewCond(c Cond) (*Node, error) {
 	c.Values = vals
 	c.exact = c.CaseSensitive
 	for _, v := range vals {
-		c.exact = c.exact && !caseless(f0, v)
+		c.exact = c.exact && !caseless(f0, c.Op, v)
 	}
 	numeric := true
 	for _, f := range c.Fields {
@@ -322,13 +322,19 @@ func (c *Cond) eval(o *observed) (ok bool, hitField Field, hitValue string) {
 // caseless reports whether f's values are normalized to lower case, so
 // that a literal v compared with them must ignore case whatever the
 // condition says: digests, addresses, names of the DNS, registry keys,
-// Windows paths (v with a backslash or a drive letter).
-func caseless(f Field, v string) bool {
+// Windows paths (v with a backslash, an escaped one in a regular
+// expression, or a drive letter).
+func caseless(f Field, op Op, v string) bool {
 	switch fieldInfo[f].form {
 	case formHash, formAddr, formDomain, formHostOrAddr, formRegistry, formKeyPath, formLower, formUpper:
 		return true
 	case formPath, formDir:
-		return strings.Contains(v, `\`) || len(v) >= 2 && v[1] == ':'
+		sep := `\`
+		if op == OpRegex {
+			sep = `\\`
+		}
+		v = strings.TrimPrefix(v, "^")
+		return strings.Contains(v, sep) || len(v) >= 2 && v[1] == ':'
 	}
 	return f == ServiceName
 }

@@ -116,6 +116,12 @@ func TestEval(t *testing.T) {
 		{"case-sensitive suffix on a Linux path", func(t testing.TB) *Node {
 			return leaf(t, Cond{Fields: []Field{ProcPath}, Op: OpSuffix, Values: []string{"/kworkerd"}, CaseSensitive: true})
 		}, linuxProc, true},
+		{"case-sensitive regex on a Linux path keeps case", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{ProcPath}, Op: OpRegex, Values: []string{`/\.x/Kworkerd$`}, CaseSensitive: true})
+		}, linuxProc, false},
+		{"case-sensitive regex on a Windows path ignores case", func(t testing.TB) *Node {
+			return leaf(t, Cond{Fields: []Field{FilePath}, Op: OpRegex, Values: []string{`\\AppData\\.*\.SCR$`}, CaseSensitive: true})
+		}, file, true},
 		{"url and host", func(t testing.TB) *Node {
 			return And(leaf(t, Cond{Fields: []Field{HTTPURL}, Op: OpEq, Values: []string{"http://dl.evil.example/a/payload.bin?x=1"}}),
 				leaf(t, Cond{Fields: []Field{HTTPHost}, Op: OpEq, Values: []string{"DL.evil.example"}}),
