@@ -385,6 +385,9 @@ func (p *parser) ipPort(base ioc.Indicator, typ, val, vpath string) error {
 	}
 	ind := base
 	ind.Kind, ind.Value = ipKind(addr), addr
+	// The indicator is the address; the description says the whole
+	// condition, which the detection's rule (the attribute) stands for.
+	ind.Description = strings.TrimSuffix(fmt.Sprintf("%s %s; %s", typ, val, base.Description), "; ")
 	norm, err := ind.Normalized()
 	if err != nil {
 		var ie *ioc.IndicatorError
@@ -417,6 +420,7 @@ func (p *parser) regValue(base ioc.Indicator, typ, val, vpath string) error {
 	}
 	ind := base
 	ind.Kind, ind.Value = ioc.KindRegistryKey, key
+	ind.Description = strings.TrimSuffix(fmt.Sprintf("%s %s; %s", typ, val, base.Description), "; ")
 	norm, err := ind.Normalized()
 	if err != nil {
 		var ie *ioc.IndicatorError

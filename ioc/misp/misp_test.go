@@ -84,6 +84,11 @@ func TestSampleEvent(t *testing.T) {
 	r := trees.Eval(conn("198.51.100.77", 8443), t0, nil)
 	require.Len(t, r, 1)
 	assert.Equal(t, "a0000000-0000-4000-8000-000000000003", r[0].Tree.ID)
+	require.Len(t, r[0].Tree.Indicators, 1)
+	ipp := r[0].Tree.Indicators[0]
+	assert.Equal(t, ioc.KindIPv4, ipp.Kind)
+	assert.Equal(t, "198.51.100.77", ipp.Value, "the indicator is a real address")
+	assert.Contains(t, ipp.Description, "|8443", "the description says the port too")
 	assert.Empty(t, trees.Eval(conn("198.51.100.77", 443), t0, nil))
 	assert.Len(t, trees.Eval(reg("InvoiceHelper", `C:\Users\Public\ih.exe`), t0, nil), 1)
 	assert.Empty(t, trees.Eval(reg("InvoiceHelper", `C:\Users\Public\other.exe`), t0, nil))
