@@ -9,9 +9,13 @@ import (
 	"time"
 )
 
-// Match is one indicator that matched one observable of an event.
+// Match is one indicator that matched one observable of an event. A Match
+// whose Indicator is the zero value names only what a rule matched (a YARA
+// rule's file, an OpenIOC tree's field): NewDetection counts it in the
+// fingerprint and leaves it out of the detection's indicators.
 type Match struct {
-	// Indicator is the indicator that matched, with its normalized value.
+	// Indicator is the indicator that matched, with its normalized value;
+	// the zero Indicator for a rule's observable.
 	Indicator Indicator
 	// Field is the event field that matched, as a JSON path ("file.sha256",
 	// "dns.answers[1]").
@@ -61,9 +65,11 @@ type Detection struct {
 // rule, for engines that have rules), made at now. Severity is the highest
 // of the indicators' severities, or severity when that is higher (a rule's
 // own severity); the fingerprint covers host, engine, rule and the sorted
-// (indicator id, observable) pairs. It returns an error wrapping
-// ErrInvalidDetection when engine is unknown or there is neither a match
-// nor a rule.
+// (indicator id, observable) pairs, and for matches without an indicator
+// the (field, observable) pairs, so that one rule matching two files makes
+// two findings. It returns an error wrapping ErrInvalidDetection when
+// engine is unknown, when there is neither a match nor a rule, or when a
+// match without an indicator comes without a rule.
 func NewDetection(ev Event, engine Engine, rule string, severity Severity, matches []Match, now time.Time) (Detection, error) {
 	if !engine.Valid() {
 		return Detection{}, fmt.Errorf("%w: unknown engine %q", ErrInvalidDetection, engine)
@@ -82,6 +88,12 @@ func NewDetection(ev Event, engine Engine, rule string, severity Severity, match
 		Event:      ev,
 	}
 	for _, m := range matches {
+		if !m.Indicator.Kind.Valid() {
+			if rule == "" {
+				return Detection{}, fmt.Errorf("%w: a match without an indicator (%s) needs a rule", ErrInvalidDetection, m.Field)
+			}
+			continue // in the fingerprint only
+		}
 		d.Indicators = append(d.Indicators, m.Indicator)
 		d.Severity = max(d.Severity, m.Indicator.Severity)
 	}
@@ -94,7 +106,11 @@ func NewDetection(ev Event, engine Engine, rule string, severity Severity, match
 func fingerprint(host, rule string, matches []Match) string {
 	pairs := make([]string, 0, len(matches))
 	for _, m := range matches {
-		pairs = append(pairs, m.Indicator.ID+"\x00"+m.Indicator.Kind.String()+"\x00"+m.Observable)
+		if m.Indicator.Kind.Valid() {
+			pairs = append(pairs, m.Indicator.ID+"\x00"+m.Indicator.Kind.String()+"\x00"+m.Observable)
+		} else {
+			pairs = append(pairs, "\x00"+m.Field+"\x00"+m.Observable)
+		}
 	}
 	slices.Sort(pairs)
 	pairs = slices.Compact(pairs)

@@ -214,3 +214,23 @@ func TestDetectionTypeErrorNamesField(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "event.mutex.name", fe.Field)
 }
+
+// TestRuleFingerprintSeesTheObservable: one rule matching two files makes
+// two findings; the observable-only match adds no indicator.
+func TestRuleFingerprintSeesTheObservable(t *testing.T) {
+	mk := func(id, path string) Event {
+		return Event{Schema: EventSchema, ID: id, Time: t0, Host: Host{ID: "h-1"}, Kind: EventFile, File: &FileEvent{Path: path}}
+	}
+	obs := func(p string) []Match { return []Match{{Field: "file.path", Observable: p}} }
+	a, err := NewDetection(mk("e-1", "/tmp/a.bin"), EngineOpenIOC, "ioc-1", SeverityHigh, obs("/tmp/a.bin"), t0)
+	require.NoError(t, err)
+	b, err := NewDetection(mk("e-2", "/home/x/b.bin"), EngineOpenIOC, "ioc-1", SeverityHigh, obs("/home/x/b.bin"), t0)
+	require.NoError(t, err)
+	assert.NotEqual(t, a.Fingerprint, b.Fingerprint, "two files, one rule: two findings")
+	assert.Empty(t, a.Indicators)
+	a2, err := NewDetection(mk("e-3", "/tmp/a.bin"), EngineOpenIOC, "ioc-1", SeverityHigh, obs("/tmp/a.bin"), t0)
+	require.NoError(t, err)
+	assert.Equal(t, a.Fingerprint, a2.Fingerprint, "the same file again: the same finding")
+	_, err = NewDetection(mk("e-4", "/tmp/a.bin"), EngineAtomic, "", 0, obs("/tmp/a.bin"), t0)
+	assert.ErrorIs(t, err, ErrInvalidDetection, "an observable without an indicator needs a rule")
+}

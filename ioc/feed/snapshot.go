@@ -126,13 +126,18 @@ func (s *Snapshot) Match(ev *ioc.Event, now time.Time) []ioc.Detection {
 	}
 	for _, r := range s.trees.Eval(ev, now, nil) {
 		t := r.Tree
+		field := ""
+		if r.Field != 0 {
+			field = r.Field.String()
+		}
 		var matches []ioc.Match
 		for _, ind := range t.Indicators {
-			m := ioc.Match{Indicator: ind, Observable: r.Observable}
-			if r.Field != 0 {
-				m.Field = r.Field.String()
-			}
-			matches = append(matches, m)
+			matches = append(matches, ioc.Match{Indicator: ind, Field: field, Observable: r.Observable})
+		}
+		if len(matches) == 0 && r.Observable != "" {
+			// What the tree matched, so that it matching two files (or
+			// two connections) makes two findings.
+			matches = append(matches, ioc.Match{Field: field, Observable: r.Observable})
 		}
 		if d, err := ioc.NewDetection(*ev, t.Engine, t.ID, t.Severity, matches, now); err == nil {
 			dets = append(dets, d)
