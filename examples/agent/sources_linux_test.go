@@ -14,13 +14,22 @@ import (
 func TestFileWatcherYARAIsolates(t *testing.T) {
 	watch := t.TempDir()
 	env := startAgent(t, "", "sources: {files: {dirs: ["+watch+"], settle: 20ms}}\n")
-	note := filepath.Join(watch, "README_RESTORE.txt")
-	if err := os.WriteFile(note, []byte("Your files have been encrypted!\nsend 2 BTC to get them back\n"), 0o644); err != nil {
+	// The note is written elsewhere and renamed in, so that the watcher
+	// sees one complete file: written in place, a stall between the
+	// create and the write longer than the settle time (a loaded machine)
+	// would make two events, the first of an empty file.
+	tmp := filepath.Join(t.TempDir(), "README_RESTORE.txt")
+	if err := os.WriteFile(tmp, []byte("Your files have been encrypted!\nsend 2 BTC to get them back\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(watch, "README_RESTORE.txt")); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "isolation after the ransom note", func() bool { return env.a.mgr.Status().State == isolation.StateOn })
+	// Both counters are updated before the detection is published, so
+	// they are final once the host is isolated.
 	m := metricsText(t, env.a.metricsAddr)
-	for _, want := range []string{`cordon_agent_events_total{source="files"} 1`, `cordon_agent_detections_total{engine="yara"} 1`} {
+	for _, want := range []string{`cordon_agent_events_total{source="files"} 1` + "\n", `cordon_agent_detections_total{engine="yara"} 1` + "\n"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q", want)
 		}
