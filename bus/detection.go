@@ -75,30 +75,17 @@ func (e *BatchError) Unwrap() []error {
 // *BatchError naming them; retrying the whole batch is safe, since stored
 // ones come back as duplicates.
 func (b *Bus) PublishDetections(ctx context.Context, ds []ioc.Detection) ([]PubAck, error) {
-	msgs := make([]outMsg, 0, len(ds))
-	idx := make([]int, 0, len(ds))
+	if len(ds) == 0 {
+		return []PubAck{}, nil
+	}
+	acks, errs, err := b.publishBatch(ctx, len(ds), func(i int) (outMsg, error) { return b.detectionMsg(ds[i]) })
+	if err != nil {
+		return nil, err
+	}
 	failed := map[int]error{}
-	for i, d := range ds {
-		m, err := b.detectionMsg(d)
+	for i, err := range errs {
 		if err != nil {
 			failed[i] = err
-			continue
-		}
-		msgs = append(msgs, m)
-		idx = append(idx, i)
-	}
-	acks := make([]PubAck, len(ds))
-	if len(msgs) > 0 {
-		got, errs, err := b.publishBatch(ctx, msgs)
-		if errors.Is(err, ErrClosed) {
-			return nil, err
-		}
-		for j, i := range idx {
-			if errs[j] != nil {
-				failed[i] = errs[j]
-				continue
-			}
-			acks[i] = got[j]
 		}
 	}
 	if len(failed) > 0 {

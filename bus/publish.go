@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -76,39 +75,50 @@ func (b *Bus) publish(ctx context.Context, m outMsg) (PubAck, error) {
 	return PubAck{Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
-// publishBatch publishes msgs asynchronously and waits for every
-// acknowledgement. acks[i] is valid where the joined error has no entry for
-// msgs[i]; errs[i] is that entry.
-func (b *Bus) publishBatch(ctx context.Context, msgs []outMsg) ([]PubAck, []error, error) {
+// publishBatch publishes n messages asynchronously and waits for every
+// acknowledgement. msg(i) encodes the i-th message; each is published as
+// soon as it is encoded, so that the server stores the first ones while
+// the later ones are still being encoded. acks[i] is valid where errs[i]
+// is nil. It fails only with ErrClosed, before publishing anything.
+func (b *Bus) publishBatch(ctx context.Context, n int, msg func(i int) (outMsg, error)) ([]PubAck, []error, error) {
 	if b.isClosed() {
 		return nil, nil, ErrClosed
 	}
 	ctx, cancel := b.pubCtx(ctx)
 	defer cancel()
-	acks := make([]PubAck, len(msgs))
-	errs := make([]error, len(msgs))
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	for i, m := range msgs {
+	acks := make([]PubAck, n)
+	errs := make([]error, n)
+	type pending struct {
+		f           jetstream.PubAckFuture
+		subject, id string
+	}
+	futures := make([]pending, n)
+	for i := range n {
+		m, err := msg(i)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
 		nm, opts := m.natsMsg()
 		f, err := b.js.PublishMsgAsync(nm, opts...)
 		if err != nil {
 			errs[i] = fmt.Errorf("bus: publish %s %q: %w", m.subject, m.id, err)
 			continue
 		}
-		futures[i] = f
+		futures[i] = pending{f: f, subject: m.subject, id: m.id}
 	}
-	for i, f := range futures {
-		if f == nil {
+	for i, p := range futures {
+		if p.f == nil {
 			continue
 		}
 		select {
-		case a := <-f.Ok():
+		case a := <-p.f.Ok():
 			acks[i] = PubAck{Stream: a.Stream, Seq: a.Sequence, Duplicate: a.Duplicate}
-		case err := <-f.Err():
-			errs[i] = fmt.Errorf("bus: publish %s %q: %w", msgs[i].subject, msgs[i].id, err)
+		case err := <-p.f.Err():
+			errs[i] = fmt.Errorf("bus: publish %s %q: %w", p.subject, p.id, err)
 		case <-ctx.Done():
-			errs[i] = fmt.Errorf("bus: publish %s %q: %w", msgs[i].subject, msgs[i].id, ctx.Err())
+			errs[i] = fmt.Errorf("bus: publish %s %q: %w", p.subject, p.id, ctx.Err())
 		}
 	}
-	return acks, errs, errors.Join(errs...)
+	return acks, errs, nil
 }
