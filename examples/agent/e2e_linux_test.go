@@ -52,14 +52,19 @@ func TestMain(m *testing.M) {
 			c.Close()
 		}
 	case "dial", "connect":
-		c, err := net.DialTimeout("tcp", os.Getenv("CORDON_E2E_ADDR"), 700*time.Millisecond)
+		timeout, err := time.ParseDuration(os.Getenv("CORDON_E2E_TIMEOUT"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "CORDON_E2E_TIMEOUT:", err)
+			os.Exit(2)
+		}
+		c, err := net.DialTimeout("tcp", os.Getenv("CORDON_E2E_ADDR"), timeout)
 		if err != nil {
 			os.Exit(1)
 		}
 		if os.Getenv("CORDON_E2E_HELPER") == "connect" {
 			os.Exit(0) // a connection is enough (the NATS server speaks first)
 		}
-		c.SetDeadline(time.Now().Add(700 * time.Millisecond))
+		c.SetDeadline(time.Now().Add(timeout))
 		b := make([]byte, 3)
 		if _, err := io.ReadFull(c, b); err != nil || string(b) != "ok\n" {
 			os.Exit(1)
@@ -106,15 +111,31 @@ func (e *e2e) console(ns string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// canDial reports whether ns reaches addr (a listener helper answers).
-func (e *e2e) canDial(ns, addr string) bool { return e.helper(ns, "dial", addr) }
+// A path that must be open is given reachTimeout to answer: generous, so
+// that a loaded machine does not make it look blocked. A path that must be
+// blocked is given blockTimeout: nothing answers it however long, and a
+// short wait keeps the test fast (load can only make it look blocked
+// longer, never open).
+const (
+	reachTimeout = 10 * time.Second
+	blockTimeout = 700 * time.Millisecond
+)
 
-// canConnect reports whether ns opens a TCP connection to addr.
-func (e *e2e) canConnect(ns, addr string) bool { return e.helper(ns, "connect", addr) }
+// canDial reports whether ns reaches addr (a listener helper answers)
+// within blockTimeout: the check that a path is blocked.
+func (e *e2e) canDial(ns, addr string) bool { return e.helper(ns, "dial", addr, blockTimeout) }
 
-func (e *e2e) helper(ns, mode, addr string) bool {
+// reaches reports whether ns reaches addr within reachTimeout: the check
+// that a path is open.
+func (e *e2e) reaches(ns, addr string) bool { return e.helper(ns, "dial", addr, reachTimeout) }
+
+// canConnect reports whether ns opens a TCP connection to addr within
+// reachTimeout.
+func (e *e2e) canConnect(ns, addr string) bool { return e.helper(ns, "connect", addr, reachTimeout) }
+
+func (e *e2e) helper(ns, mode, addr string, timeout time.Duration) bool {
 	cmd := e.inNS(ns, e.self)
-	cmd.Env = append(os.Environ(), "CORDON_E2E_HELPER="+mode, "CORDON_E2E_ADDR="+addr)
+	cmd.Env = append(os.Environ(), "CORDON_E2E_HELPER="+mode, "CORDON_E2E_ADDR="+addr, "CORDON_E2E_TIMEOUT="+timeout.String())
 	return cmd.Run() == nil
 }
 
@@ -262,7 +283,7 @@ func TestEndToEnd(t *testing.T) {
 		cmd := e.inNS(l[0], e.self)
 		cmd.Env = append(os.Environ(), "CORDON_E2E_HELPER=listen", "CORDON_E2E_ADDR="+l[1])
 		p := e.start("listener "+l[1], cmd)
-		waitFor(t, 10*time.Second, "listener "+l[1], func() bool { return strings.Contains(p.text(), "listening") })
+		waitFor(t, 30*time.Second, "listener "+l[1], func() bool { return strings.Contains(p.text(), "listening") })
 	}
 	t.Logf("%v: %s", time.Since(t0).Round(time.Millisecond), "The bus server:")
 	// The bus server: an agent with an embedded bus listening on the srv
@@ -289,14 +310,19 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := strings.TrimSpace(string(out))
-	watch := e.start("console watch", e.console(e.srv, "watch", "--bus", busURL, "--host", "e2e-host"))
-	time.Sleep(300 * time.Millisecond) // let the watch's consumers start: it only shows new messages
+	// --all: the watch shows the streams from their first message, so it
+	// misses nothing published before its consumers were in place (the
+	// streams are this test's own, empty until the host's agent runs).
+	watch := e.start("console watch", e.console(e.srv, "watch", "--bus", busURL, "--host", "e2e-host", "--all"))
 	t.Logf("%v: %s", time.Since(t0).Round(time.Millisecond), "The host's agent:")
 	// The host's agent: nftables, a watched directory, a YARA rule and an
-	// isolate rule with a short deadline.
+	// isolate rule with a short deadline. The last isolation runs to its
+	// deadline, and the agent's kill, restart and the checks that it is
+	// still isolated must fit in it: about 5 s on an idle 2-core machine,
+	// so 15 s leaves room for a loaded one.
 	write("yara/note.yar", `rule e2e_ransom_note { meta: severity = "critical" strings: $a = "YOUR FILES ARE ENCRYPTED" condition: $a }`+"\n")
 	write("rules/isolate.yaml", "- name: isolate-on-ransom-note\n  when: detection.engine == \"yara\" && detection.severity >= \"critical\"\n"+
-		"  actions:\n    - isolate: { duration: 6s, reason: \"ransom note {{ event.file.path }}\" }\n")
+		"  actions:\n    - isolate: { duration: 15s, reason: \"ransom note {{ event.file.path }}\" }\n")
 	watchDir := filepath.Join(e.dir, "watched")
 	os.MkdirAll(watchDir, 0o755)
 	hostCfg := write("host.yaml", "host: {id: e2e-host}\nstate_dir: host-state\nbus: {urls: [\""+busURL+"\"]}\n"+
@@ -308,7 +334,7 @@ func TestEndToEnd(t *testing.T) {
 		return p
 	}
 	hostProc := startHost()
-	if !e.canDial(e.host, "198.18.2.2:8080") || !e.canDial(e.peer, "198.18.2.1:8081") {
+	if !e.reaches(e.host, "198.18.2.2:8080") || !e.reaches(e.peer, "198.18.2.1:8081") {
 		t.Fatal("before isolation, host and peer do not reach each other")
 	}
 	status := func() string {
@@ -325,7 +351,7 @@ func TestEndToEnd(t *testing.T) {
 	// Isolate, check, release, samples times; the checks on the first.
 	for i := 1; i <= samples; i++ {
 		note(i)
-		waitFor(t, 10*time.Second, fmt.Sprintf("isolation %d", i), func() bool { return len(latencies(hostProc.text())) >= i })
+		waitFor(t, 30*time.Second, fmt.Sprintf("isolation %d", i), func() bool { return len(latencies(hostProc.text())) >= i })
 		if i == 1 {
 			if e.canDial(e.host, "198.18.2.2:8080") {
 				t.Error("isolated host reaches the peer")
@@ -336,18 +362,18 @@ func TestEndToEnd(t *testing.T) {
 			if !e.canConnect(e.host, "198.18.1.2:4222") {
 				t.Error("isolated host does not reach the bus")
 			}
-			waitFor(t, 10*time.Second, "the detection and the isolation at the console", func() bool {
+			waitFor(t, 30*time.Second, "the detection and the isolation at the console", func() bool {
 				w := watch.text()
 				return strings.Contains(w, "e2e-host detection") && strings.Contains(w, "engine=yara") &&
 					strings.Contains(w, "e2e-host isolation enabled mode=automatic")
 			})
 		}
 		if i < samples {
-			out, err := e.console(e.srv, "release", "e2e-host", "--bus", busURL, "--key", keyPath, "--wait", "10s").CombinedOutput()
+			out, err := e.console(e.srv, "release", "e2e-host", "--bus", busURL, "--key", keyPath, "--wait", "30s").CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "isolation released") {
 				t.Fatalf("console release: %v\n%s", err, out)
 			}
-			if i == 1 && (!e.canDial(e.host, "198.18.2.2:8080") || !e.canDial(e.peer, "198.18.2.1:8081")) {
+			if i == 1 && (!e.reaches(e.host, "198.18.2.2:8080") || !e.reaches(e.peer, "198.18.2.1:8081")) {
 				t.Fatal("after release, host and peer do not reach each other")
 			}
 		}
@@ -379,10 +405,10 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("%v: %s", time.Since(t0).Round(time.Millisecond), "The deadline passes")
 	// The deadline passes: released by the Manager, announced at the
 	// console, peer reachable.
-	waitFor(t, 20*time.Second, "the release at the deadline", func() bool {
+	waitFor(t, 30*time.Second, "the release at the deadline", func() bool {
 		return strings.Count(watch.text(), "e2e-host isolation released") >= samples
 	})
-	if !e.canDial(e.host, "198.18.2.2:8080") || !e.canDial(e.peer, "198.18.2.1:8081") {
+	if !e.reaches(e.host, "198.18.2.2:8080") || !e.reaches(e.peer, "198.18.2.1:8081") {
 		t.Fatal("after the deadline, host and peer do not reach each other")
 	}
 	t.Logf("%v: %s", time.Since(t0).Round(time.Millisecond), "Latency.")
