@@ -32,7 +32,11 @@ func (b *Bus) detectionMsg(d ioc.Detection) (outMsg, error) {
 	if err != nil {
 		return outMsg{}, fmt.Errorf("bus: detection %q: host.id: %w", d.ID, err)
 	}
-	return b.encode(subj, d.ID, d, 0)
+	data, err := d.AppendJSON(nil)
+	if err != nil {
+		return outMsg{}, fmt.Errorf("bus: encode %s: %w", subj, err)
+	}
+	return b.encoded(subj, d.ID, data, 0)
 }
 
 // BatchError reports the messages of a batch that were not stored.

@@ -33,6 +33,11 @@ func (b *Bus) encode(subject, id string, v any, ttl time.Duration) (outMsg, erro
 	if err != nil {
 		return outMsg{}, fmt.Errorf("bus: encode %s: %w", subject, err)
 	}
+	return b.encoded(subject, id, data, ttl)
+}
+
+// encoded checks the size of an encoded message.
+func (b *Bus) encoded(subject, id string, data []byte, ttl time.Duration) (outMsg, error) {
 	if len(data) > b.cfg.MaxMessageBytes {
 		return outMsg{}, fmt.Errorf("%w: %s %q is %d bytes, limit %d", ErrTooLarge, subject, id, len(data), b.cfg.MaxMessageBytes)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -631,4 +632,256 @@ func (r *jsonReader) event(ev *Event) bool {
 		}
 		return false
 	})
+}
+
+// AppendJSON appends d encoded as json.Marshal encodes it (the same
+// bytes), faster: a detection whose strings need no escaping is written
+// without reflection; any other is passed to json.Marshal. It fails as
+// json.Marshal does (an invalid Kind or Severity, a time out of range).
+func (d *Detection) AppendJSON(b []byte) ([]byte, error) {
+	if out, ok := appendDetection(b, d); ok {
+		return out, nil
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return b, err
+	}
+	return append(b, data...), nil
+}
+
+// plainJSON reports whether json.Marshal writes s as it is, between
+// quotes: ASCII without control characters, quotes, backslashes and the
+// characters it escapes for HTML.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= utf8.RuneSelf, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// jsonWriter appends JSON; ok turns false at the first value it cannot
+// write exactly as json.Marshal does.
+type jsonWriter struct {
+	b     []byte
+	ok    bool
+	first bool // no field written yet in the current object
+}
+
+func (w *jsonWriter) key(k string) {
+	if !w.first {
+		w.b = append(w.b, ',')
+	}
+	w.first = false
+	w.b = append(w.b, '"')
+	w.b = append(w.b, k...)
+	w.b = append(w.b, '"', ':')
+}
+
+func (w *jsonWriter) open() { w.b = append(w.b, '{'); w.first = true }
+
+func (w *jsonWriter) close() { w.b = append(w.b, '}'); w.first = false }
+
+func (w *jsonWriter) str(k, s string) {
+	w.key(k)
+	w.strVal(s)
+}
+
+func (w *jsonWriter) strVal(s string) {
+	if !plainJSON(s) {
+		w.ok = false
+		return
+	}
+	w.b = append(w.b, '"')
+	w.b = append(w.b, s...)
+	w.b = append(w.b, '"')
+}
+
+func (w *jsonWriter) strOmit(k, s string) {
+	if s != "" {
+		w.str(k, s)
+	}
+}
+
+func (w *jsonWriter) intOmit(k string, v int64) {
+	if v != 0 {
+		w.key(k)
+		w.b = strconv.AppendInt(w.b, v, 10)
+	}
+}
+
+func (w *jsonWriter) time(k string, t time.Time) {
+	w.key(k)
+	data, err := t.MarshalJSON()
+	if err != nil {
+		w.ok = false
+		return
+	}
+	w.b = append(w.b, data...)
+}
+
+func (w *jsonWriter) text(k string, t encoding.TextMarshaler) {
+	w.key(k)
+	data, err := t.MarshalText()
+	if err != nil {
+		w.ok = false
+		return
+	}
+	w.strVal(string(data))
+}
+
+func (w *jsonWriter) strings(k string, ss []string) {
+	w.key(k)
+	if ss == nil {
+		w.b = append(w.b, "null"...)
+		return
+	}
+	w.b = append(w.b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+		w.strVal(s)
+	}
+	w.b = append(w.b, ']')
+}
+
+func (w *jsonWriter) host(k string, h *Host) {
+	w.key(k)
+	w.open()
+	w.str("id", h.ID)
+	w.strOmit("name", h.Name)
+	w.strOmit("os", h.OS)
+	if len(h.Addresses) > 0 {
+		w.strings("addresses", h.Addresses)
+	}
+	w.close()
+}
+
+func appendDetection(b []byte, d *Detection) ([]byte, bool) {
+	w := jsonWriter{b: b, ok: true}
+	w.open()
+	w.str("schema", d.Schema)
+	w.str("id", d.ID)
+	w.str("fingerprint", d.Fingerprint)
+	w.time("time", d.Time)
+	w.host("host", &d.Host)
+	w.str("engine", string(d.Engine))
+	w.str("rule", d.Rule)
+	w.key("indicators")
+	if d.Indicators == nil {
+		w.b = append(w.b, "null"...)
+	} else {
+		w.b = append(w.b, '[')
+		for i := range d.Indicators {
+			if i > 0 {
+				w.b = append(w.b, ',')
+			}
+			ind := &d.Indicators[i]
+			w.open()
+			w.str("id", ind.ID)
+			w.text("kind", ind.Kind)
+			w.str("value", ind.Value)
+			w.strOmit("source", ind.Source)
+			if ind.Severity != 0 {
+				w.text("severity", ind.Severity)
+			}
+			w.intOmit("score", int64(ind.Score))
+			w.intOmit("confidence", int64(ind.Confidence))
+			if len(ind.Tags) > 0 {
+				w.strings("tags", ind.Tags)
+			}
+			w.strOmit("description", ind.Description)
+			if !ind.ValidFrom.IsZero() {
+				w.time("valid_from", ind.ValidFrom)
+			}
+			if !ind.ValidUntil.IsZero() {
+				w.time("valid_until", ind.ValidUntil)
+			}
+			w.close()
+		}
+		w.b = append(w.b, ']')
+	}
+	w.text("severity", d.Severity)
+	w.key("event")
+	appendEvent(&w, &d.Event)
+	w.close()
+	return w.b, w.ok
+}
+
+func appendEvent(w *jsonWriter, ev *Event) {
+	w.open()
+	w.str("schema", ev.Schema)
+	w.str("id", ev.ID)
+	w.time("time", ev.Time)
+	w.host("host", &ev.Host)
+	w.str("kind", string(ev.Kind))
+	if f := ev.File; f != nil {
+		w.key("file")
+		w.open()
+		w.strOmit("path", f.Path)
+		w.strOmit("name", f.Name)
+		w.intOmit("size", f.Size)
+		w.strOmit("md5", f.MD5)
+		w.strOmit("sha1", f.SHA1)
+		w.strOmit("sha256", f.SHA256)
+		w.strOmit("sha512", f.SHA512)
+		w.close()
+	}
+	if p := ev.Process; p != nil {
+		w.key("process")
+		w.open()
+		w.intOmit("pid", int64(p.PID))
+		w.strOmit("name", p.Name)
+		w.strOmit("path", p.Path)
+		w.strOmit("command_line", p.CommandLine)
+		w.intOmit("parent_pid", int64(p.ParentPID))
+		w.strOmit("parent_name", p.ParentName)
+		w.strOmit("sha256", p.SHA256)
+		w.close()
+	}
+	if n := ev.Network; n != nil {
+		w.key("network")
+		w.open()
+		w.strOmit("protocol", n.Protocol)
+		w.strOmit("direction", n.Direction)
+		w.strOmit("local_address", n.LocalAddress)
+		w.intOmit("local_port", int64(n.LocalPort))
+		w.strOmit("remote_address", n.RemoteAddress)
+		w.intOmit("remote_port", int64(n.RemotePort))
+		w.close()
+	}
+	if q := ev.DNS; q != nil {
+		w.key("dns")
+		w.open()
+		w.str("query", q.Query)
+		if len(q.Answers) > 0 {
+			w.strings("answers", q.Answers)
+		}
+		w.close()
+	}
+	if h := ev.HTTP; h != nil {
+		w.key("http")
+		w.open()
+		w.str("url", h.URL)
+		w.strOmit("method", h.Method)
+		w.close()
+	}
+	if g := ev.Registry; g != nil {
+		w.key("registry")
+		w.open()
+		w.str("key", g.Key)
+		w.strOmit("value_name", g.ValueName)
+		w.strOmit("data", g.Data)
+		w.close()
+	}
+	if m := ev.Mutex; m != nil {
+		w.key("mutex")
+		w.open()
+		w.str("name", m.Name)
+		w.close()
+	}
+	w.close()
 }
