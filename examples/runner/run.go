@@ -431,16 +431,30 @@ func expStateLine(s ExpState) string {
 }
 
 // fmtOffset writes an offset from the case's start: "+8h", "+7h30m", "+0s".
+// Zero units are left out ("+1h0m30s" is "+1h30s"); a negative offset
+// (a deadline before the start) has a "-" instead of the "+".
 func fmtOffset(d time.Duration) string {
-	s := d.Round(time.Second).String()
-	s = strings.TrimSuffix(s, "0s")
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
+	sign := "+"
+	d = d.Round(time.Second)
+	if d < 0 {
+		sign, d = "-", -d
 	}
-	if s == "" {
-		s = "0s"
+	if d == 0 {
+		return sign + "0s"
 	}
-	return "+" + s
+	h, m, s := d/time.Hour, (d%time.Hour)/time.Minute, (d%time.Minute)/time.Second
+	var b strings.Builder
+	b.WriteString(sign)
+	if h > 0 {
+		fmt.Fprintf(&b, "%dh", h)
+	}
+	if m > 0 {
+		fmt.Fprintf(&b, "%dm", m)
+	}
+	if s > 0 {
+		fmt.Fprintf(&b, "%ds", s)
+	}
+	return b.String()
 }
 
 // diffLines compares want and got (as multisets when unordered) and

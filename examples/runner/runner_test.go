@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cordonsec/cordon/ioc"
 	"github.com/cordonsec/cordon/response"
@@ -133,7 +134,7 @@ func TestReplayJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	if !strings.Contains(errOut.String(), "events.jsonl") && !strings.Contains(errOut.String(), "-:3:") {
+	if !strings.Contains(errOut.String(), "runner: -:3: ioc: event: malformed JSON") {
 		t.Errorf("the malformed line 3 is not reported: %s", errOut.String())
 	}
 	var dets []ioc.Detection
@@ -199,4 +200,58 @@ func FuzzParseCase(f *testing.F) {
 			t.Fatal("a case without steps was accepted")
 		}
 	})
+}
+
+func TestFmtOffset(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "+0s"},
+		{30 * time.Second, "+30s"},
+		{29*time.Minute + 30*time.Second, "+29m30s"},
+		{8 * time.Hour, "+8h"},
+		{7*time.Hour + 30*time.Minute, "+7h30m"},
+		{time.Hour + 30*time.Second, "+1h30s"},
+		{721 * time.Hour, "+721h"},
+		{10*time.Second + 400*time.Millisecond, "+10s"},
+		{-90 * time.Second, "-1m30s"},
+	} {
+		if got := fmtOffset(tc.d); got != tc.want {
+			t.Errorf("fmtOffset(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
+
+// TestOffsetsInReport: a step that advances by seconds is reported with
+// them, and an expectation in seconds is compared with the seconds.
+func TestOffsetsInReport(t *testing.T) {
+	dir := t.TempDir()
+	cases, err := filepath.Abs("../cases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := "name: seconds\nfeeds: [" + cases + "/feeds/kinds.csv]\nrules: [" + cases + "/rules/c2.yaml]\nsteps:\n" +
+		"  - event: {kind: network, network: {protocol: tcp, direction: out, local_address: 192.0.2.1, local_port: 40000, remote_address: 198.51.100.23, remote_port: 443}}\n" +
+		"    expect:\n" +
+		"      detections: [{engine: atomic, severity: high, indicators: [\"ipv4:198.51.100.23\"]}]\n" +
+		"      decisions: [{rule: isolate-c2-briefly, result: done}]\n" +
+		"      isolation: [{event: enabled, mode: automatic, deadline: 30m}]\n" +
+		"  - advance: 29m30s\n" +
+		"    expect: {state: {state: on, mode: automatic, deadline: 30m}}\n" +
+		"  - advance: 30s\n" +
+		"    expect: {isolation: [{event: released}], state: {state: off}}\n"
+	p := filepath.Join(dir, "seconds.yaml")
+	if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"test", p}, nil, &out, &out); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out.String())
+	}
+	for _, want := range []string{"step 2: advance 29m30s → +29m30s", "step 3: advance 30s → +30m"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
 }
