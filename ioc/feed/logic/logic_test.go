@@ -177,8 +177,13 @@ func TestNewCondErrors(t *testing.T) {
 	_, err := Compile([]*Tree{{ID: "x", Engine: ioc.EngineSTIX, Root: And()}})
 	assert.ErrorIs(t, err, ErrInvalidTree)
 	deep := leaf(t, Cond{Fields: []Field{FileName}, Op: OpEq, Values: []string{"x"}})
-	for range MaxDepth + 1 {
-		deep = And(deep)
+	for i := range MaxDepth + 1 {
+		// And and Or by turns: a chain of one operator is merged flat.
+		if i%2 == 0 {
+			deep = And(deep)
+		} else {
+			deep = Or(deep)
+		}
 	}
 	_, err = Compile([]*Tree{{ID: "x", Engine: ioc.EngineSTIX, Root: deep}})
 	assert.ErrorIs(t, err, ErrInvalidTree)
@@ -214,4 +219,56 @@ func TestPCREOnly(t *testing.T) {
 		_, ok := PCREOnly(re)
 		assert.False(t, ok, re)
 	}
+}
+
+// TestChainsFlatten: a chain of ANDs (or ORs) built two operands at a time,
+// as a binary parser builds "[a] AND [b] AND …", is one level deep, so a
+// long chain compiles and evaluates; mixed chains keep their structure.
+func TestChainsFlatten(t *testing.T) {
+	mx := func(v string) *Node { return leaf(t, Cond{Fields: []Field{MutexName}, Op: OpEq, Values: []string{v}}) }
+	ev := base(ioc.EventMutex, "linux")
+	ev.Mutex = &ioc.MutexEvent{Name: "m-0"}
+
+	and := mx("m-0")
+	or := mx("none")
+	for range 5 * MaxDepth {
+		and = And(and, mx("m-0"))
+		or = Or(or, mx("none"))
+	}
+	or = Or(or, mx("m-0"))
+	for _, c := range []struct {
+		name string
+		root *Node
+		kids int
+	}{{"and", and, 5*MaxDepth + 1}, {"or", or, 5*MaxDepth + 2}} {
+		tr := &Tree{ID: c.name, Engine: ioc.EngineSTIX, Root: c.root}
+		require.NoError(t, tr.Validate(), c.name)
+		assert.Len(t, c.root.kids, c.kids, c.name)
+		s, err := Compile([]*Tree{tr})
+		require.NoError(t, err, c.name)
+		assert.Len(t, s.Eval(&ev, t0, nil), 1, c.name)
+	}
+	// A near miss in the chain fails it.
+	tr := &Tree{ID: "miss", Engine: ioc.EngineSTIX, Root: And(and, mx("m-1"))}
+	s, err := Compile([]*Tree{tr})
+	require.NoError(t, err)
+	assert.Empty(t, s.Eval(&ev, t0, nil))
+
+	// Different operators nest; an empty And is not merged away.
+	assert.Equal(t, `(mutex.name = ["a"] OR (mutex.name = ["b"] AND mutex.name = ["c"]))`,
+		Or(mx("a"), And(mx("b"), mx("c"))).String())
+	require.ErrorIs(t, (&Tree{ID: "e", Engine: ioc.EngineSTIX, Root: And(mx("a"), And())}).Validate(), ErrInvalidTree)
+	require.ErrorIs(t, (&Tree{ID: "e", Engine: ioc.EngineSTIX}).Validate(), ErrInvalidTree)
+	require.ErrorIs(t, (&Tree{ID: "e", Engine: "bogus", Root: mx("a")}).Validate(), ErrInvalidTree)
+
+	// Deep alternation is still bounded.
+	deep := mx("a")
+	for i := range MaxDepth + 1 {
+		if i%2 == 0 {
+			deep = And(deep, mx("b"))
+		} else {
+			deep = Or(deep, mx("b"))
+		}
+	}
+	assert.ErrorIs(t, (&Tree{ID: "d", Engine: ioc.EngineSTIX, Root: deep}).Validate(), ErrInvalidTree)
 }

@@ -24,14 +24,11 @@ type Set struct {
 func Compile(trees []*Tree) (*Set, error) {
 	s := &Set{trees: trees, byKey: map[string][]uint32{}}
 	for i, t := range trees {
-		if t == nil || t.Root == nil {
-			return nil, fmt.Errorf("%w: tree #%d has no root", ErrInvalidTree, i)
+		if t == nil {
+			return nil, fmt.Errorf("%w: tree #%d is nil", ErrInvalidTree, i)
 		}
-		if err := t.Root.check(0); err != nil {
+		if err := t.Validate(); err != nil {
 			return nil, fmt.Errorf("tree #%d %q: %w", i, t.ID, err)
-		}
-		if !t.Engine.Valid() {
-			return nil, fmt.Errorf("%w: tree #%d %q: unknown engine %q", ErrInvalidTree, i, t.ID, t.Engine)
 		}
 		r := need(t.Root)
 		if r.never {

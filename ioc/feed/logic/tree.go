@@ -28,11 +28,39 @@ type Node struct {
 	cond *Cond
 }
 
-// And returns a node that holds when all kids hold.
-func And(kids ...*Node) *Node { return &Node{op: nodeAnd, kids: kids} }
+// And returns a node that holds when all kids hold. A kid that is itself
+// a non-empty And is merged into it, so that a long chain of ANDs (a STIX
+// pattern "[a] AND [b] AND …" parses into one) is one level deep, not one
+// level per operand.
+func And(kids ...*Node) *Node { return &Node{op: nodeAnd, kids: flatten(nodeAnd, kids)} }
 
-// Or returns a node that holds when one of kids holds.
-func Or(kids ...*Node) *Node { return &Node{op: nodeOr, kids: kids} }
+// Or returns a node that holds when one of kids holds. A kid that is
+// itself a non-empty Or is merged into it, as for And.
+func Or(kids ...*Node) *Node { return &Node{op: nodeOr, kids: flatten(nodeOr, kids)} }
+
+// flatten returns kids with the kids of each non-empty op node among them
+// in its place. kids is not changed when there is none.
+func flatten(op nodeOp, kids []*Node) []*Node {
+	merge := false
+	for _, k := range kids {
+		if k != nil && k.op == op && len(k.kids) > 0 {
+			merge = true
+			break
+		}
+	}
+	if !merge {
+		return kids
+	}
+	out := make([]*Node, 0, len(kids)+4)
+	for _, k := range kids {
+		if k != nil && k.op == op && len(k.kids) > 0 {
+			out = append(out, k.kids...)
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}
 
 // Never returns a leaf that never holds: what a condition the feed's
 // format defines but cordon cannot evaluate becomes.
@@ -157,6 +185,24 @@ type Tree struct {
 	ValidFrom, ValidUntil time.Time
 	// Root is the condition. Required.
 	Root *Node
+}
+
+// Validate checks that t can be compiled: it has a root, every node was
+// made by And, Or, Never or NewCond, no And or Or is empty, the nesting is
+// at most MaxDepth, and the engine is declared. It returns an error
+// wrapping ErrInvalidTree that says what is wrong. Parsers call it on each
+// tree they build, to name the entry of the feed that is wrong.
+func (t *Tree) Validate() error {
+	if t == nil || t.Root == nil {
+		return fmt.Errorf("%w: no root", ErrInvalidTree)
+	}
+	if err := t.Root.check(0); err != nil {
+		return err
+	}
+	if !t.Engine.Valid() {
+		return fmt.Errorf("%w: unknown engine %q", ErrInvalidTree, t.Engine)
+	}
+	return nil
 }
 
 // activeAt reports whether t is within the tree's validity window.
