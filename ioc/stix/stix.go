@@ -151,8 +151,10 @@ func (p *parser) jsonErr(data []byte, base int64, path string, err error) error 
 }
 
 func (p *parser) document(data []byte) error {
-	trim := bytes.TrimSpace(data)
-	if len(trim) == 0 {
+	// A byte order mark (Windows tools write one) is not JSON; leading
+	// space is kept so that lines count from the file's first.
+	trim := bytes.TrimRight(bytes.TrimPrefix(data, []byte("\ufeff")), " \t\r\n")
+	if len(bytes.TrimSpace(trim)) == 0 {
 		return p.fail("", 0, "empty file")
 	}
 	if !json.Valid(trim) {
@@ -378,8 +380,12 @@ func (p *parser) indicator(o *object, path string) error {
 	if b.unsupported != "" {
 		return p.warn(path, o.ID, "%s", b.unsupported)
 	}
-	p.res.Trees = append(p.res.Trees, &logic.Tree{ID: o.ID, Engine: ioc.EngineSTIX, Source: p.name, Name: desc,
-		Severity: p.cfg.Severity, ValidFrom: from, ValidUntil: until, Root: root})
+	tree := &logic.Tree{ID: o.ID, Engine: ioc.EngineSTIX, Source: p.name, Name: desc,
+		Severity: p.cfg.Severity, ValidFrom: from, ValidUntil: until, Root: root}
+	if err := tree.Validate(); err != nil {
+		return p.fail(ppath, 0, "%s", strings.TrimPrefix(err.Error(), logic.ErrInvalidTree.Error()+": "))
+	}
+	p.res.Trees = append(p.res.Trees, tree)
 	return nil
 }
 

@@ -318,3 +318,80 @@ func FuzzPattern(f *testing.F) {
 		}
 	})
 }
+
+// TestAdversarialDocuments: a byte order mark, leading blank lines, long
+// chains of AND and OR, and nesting past the tree's bound.
+func TestAdversarialDocuments(t *testing.T) {
+	bundle := func(pattern string) string {
+		return fmt.Sprintf(`{"type": "bundle", "objects": [{"type": "indicator", "spec_version": "2.1", "id": "indicator--1", "valid_from": "2026-01-01T00:00:00Z", "pattern": %q}]}`, pattern)
+	}
+	mutexEv := func(name string) *ioc.Event {
+		ev := feedtest.Event(ioc.EventMutex, "windows")
+		ev.Mutex = &ioc.MutexEvent{Name: name}
+		return &ev
+	}
+	matches := func(t *testing.T, res *Result, ev *ioc.Event) bool {
+		t.Helper()
+		set, err := logic.Compile(res.Trees)
+		require.NoError(t, err)
+		aset, err := ioc.Compile(res.Indicators)
+		require.NoError(t, err)
+		return len(set.Eval(ev, t0, nil))+len(aset.Match(ev, t0)) > 0
+	}
+
+	t.Run("byte order mark", func(t *testing.T) {
+		res, err := Parse([]byte("\ufeff"+bundle("[mutex:name = 'bom-mx']")), Config{Name: "b.json"})
+		require.NoError(t, err)
+		assert.True(t, matches(t, res, mutexEv("bom-mx")))
+		assert.False(t, matches(t, res, mutexEv("bom-mx2")))
+	})
+	t.Run("lines count from the file's first", func(t *testing.T) {
+		_, err := Parse([]byte("\n\n\r\n{\"type\": \"bundle\",\n \"objects\": [}"), Config{Name: "b.json"})
+		var e *Error
+		require.ErrorAs(t, err, &e)
+		assert.Equal(t, 5, e.Line, err.Error())
+	})
+	t.Run("long chains", func(t *testing.T) {
+		for _, p := range []string{
+			strings.Repeat("[mutex:name = 'chain-a'] AND ", 500) + "[mutex:name = 'chain-a']",
+			"[" + strings.Repeat("mutex:name = 'chain-a' AND ", 500) + "mutex:name = 'chain-a']",
+			strings.Repeat("[mutex:name = 'x'] OR ", 500) + "[mutex:name = 'chain-a']",
+			"[" + strings.Repeat("mutex:name = 'x' OR ", 500) + "mutex:name = 'chain-a']",
+		} {
+			res, err := Parse([]byte(bundle(p)), Config{Name: "b.json"})
+			require.NoError(t, err, p[:40])
+			require.Len(t, res.Trees, 1)
+			assert.True(t, matches(t, res, mutexEv("chain-a")), p[:40])
+			assert.False(t, matches(t, res, mutexEv("chain-b")), p[:40])
+		}
+	})
+	t.Run("deepest nesting", func(t *testing.T) {
+		// AND and OR by turns, each level in parentheses, inside one
+		// observation: the deepest the pattern bound allows compiles (the
+		// tree stays within logic.MaxDepth) and matches; one more level
+		// is an error naming the pattern and the column.
+		nested := func(levels int) string {
+			var b strings.Builder
+			b.WriteString("[")
+			for range levels - 1 {
+				b.WriteString("mutex:name = 'a' OR mutex:name = 'b' AND (")
+			}
+			b.WriteString("mutex:name = 'deep-mx'")
+			b.WriteString(strings.Repeat(")", levels-1))
+			b.WriteString("]")
+			return b.String()
+		}
+		res, err := Parse([]byte(bundle(nested(MaxNesting))), Config{Name: "b.json"})
+		require.NoError(t, err)
+		feedtest.Compiles(t, res.Indicators, res.Trees)
+		ev := mutexEv("b")
+		assert.False(t, matches(t, res, ev), "b AND (… deep-mx): the innermost fails")
+		assert.True(t, matches(t, res, mutexEv("a")))
+		_, err = Parse([]byte(bundle(nested(MaxNesting+1))), Config{Name: "b.json"})
+		var e *Error
+		require.ErrorAs(t, err, &e)
+		assert.Equal(t, "objects[0].pattern", e.Path, err.Error())
+		assert.Positive(t, e.Column)
+		assert.Contains(t, e.Reason, "nested deeper than")
+	})
+}
