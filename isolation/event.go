@@ -43,7 +43,7 @@ type Event struct {
 	CommandID     string    `json:"command_id,omitempty"`     // the bus command, if any
 	Deadline      time.Time `json:"deadline,omitzero"`        // when the isolation ends by itself; zero when until released or not isolated
 	UntilReleased bool      `json:"until_released,omitempty"` // a manual isolation without deadline
-	Exclusions    []string  `json:"exclusions,omitempty"`     // the exclusion rules in force, in rule text form
+	Exclusions    []string  `json:"exclusions,omitempty"`     // the isolation's exclusion rules the enforcer can match, in rule text form: in force once on; for isolating and failed, the ones being applied
 	Management    []string  `json:"management,omitempty"`     // the management endpoints allowed, in plan text form
 	Error         string    `json:"error,omitempty"`          // for failed and refused
 }

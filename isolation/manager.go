@@ -486,7 +486,11 @@ func (m *Manager) emit(ctx context.Context, kind EventKind, from State, rec Reco
 	}
 	if rec.Target == StateOn || rec.State == StateOn || kind == EventReleased || kind == EventReleasing {
 		ev.Mode, ev.Deadline, ev.UntilReleased = rec.Mode, rec.Deadline, rec.UntilReleased
-		if rules, err := rec.Exclusions.AllRules(); err == nil {
+		// The rules the enforcer can put in force: an application rule
+		// an enforcer cannot match is left out of the plan, so out of
+		// the audit trail too (Status lists it under Skipped).
+		if all, err := rec.Exclusions.AllRules(); err == nil {
+			rules, _ := m.enforceable(all)
 			for _, r := range rules {
 				ev.Exclusions = append(ev.Exclusions, r.String())
 			}
@@ -506,8 +510,18 @@ func (m *Manager) buildPlan(x Exclusions, eps []Endpoint) (Plan, []Rule, []Rule,
 	if err != nil {
 		return Plan{}, nil, nil, err
 	}
+	rules, skipped := m.enforceable(all)
+	p := Plan{Management: eps, Rules: append(slices.Clone(rules), NeighborDiscoveryRule())}
+	if err := p.Validate(); err != nil {
+		return Plan{}, nil, nil, err
+	}
+	return p.Normalize(), rules, skipped, nil
+}
+
+// enforceable splits rules into those the enforcer can match and those it
+// cannot (application rules, for an enforcer without Applications).
+func (m *Manager) enforceable(all []Rule) (rules, skipped []Rule) {
 	apps := EnforcerCapabilities(m.cfg.Enforcer).Applications
-	var rules, skipped []Rule
 	for _, r := range all {
 		if r.Application != "" && !apps {
 			skipped = append(skipped, r)
@@ -515,11 +529,7 @@ func (m *Manager) buildPlan(x Exclusions, eps []Endpoint) (Plan, []Rule, []Rule,
 		}
 		rules = append(rules, r)
 	}
-	p := Plan{Management: eps, Rules: append(slices.Clone(rules), NeighborDiscoveryRule())}
-	if err := p.Validate(); err != nil {
-		return Plan{}, nil, nil, err
-	}
-	return p.Normalize(), rules, skipped, nil
+	return rules, skipped
 }
 
 // bringUp resolves, builds and applies the plan for the current record,

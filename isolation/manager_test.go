@@ -582,6 +582,18 @@ func TestApplicationRules(t *testing.T) {
 				if skipped := len(st.Skipped) == 1; skipped == supported {
 					t.Fatalf("skipped %v with support %v", st.Skipped, supported)
 				}
+				// The audit trail lists what is in force: the application
+				// rule only where the enforcer matches applications.
+				ev := e.sink.last()
+				if ev.Kind != isolation.EventEnabled {
+					t.Fatalf("last event %+v, want enabled", ev)
+				}
+				if inEvent := slices.Contains(ev.Exclusions, appRule.String()); inEvent != supported {
+					t.Fatalf("enabled event lists the application rule = %v, want %v: %v", inEvent, supported, ev.Exclusions)
+				}
+				if !slices.Equal(ev.Exclusions, st.Exclusions) {
+					t.Fatalf("enabled event exclusions %v, Status in force %v", ev.Exclusions, st.Exclusions)
+				}
 			})
 		})
 	}
