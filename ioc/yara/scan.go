@@ -670,44 +670,47 @@ func entryPoint(d []byte) val {
 		if d[5] == 2 {
 			bo = binary.BigEndian
 		}
-		var entry, phoff, phentsize, phnum int64
+		// Header fields are unsigned and attacker-controlled: all bounds
+		// are checked in uint64 so that no sum can wrap.
+		var entry, phoff, phentsize, phnum uint64
 		is64 := d[4] == 2
 		if is64 {
 			if len(d) < 0x40 {
 				return undef
 			}
-			entry = int64(bo.Uint64(d[0x18:]))
-			phoff = int64(bo.Uint64(d[0x20:]))
-			phentsize = int64(bo.Uint16(d[0x36:]))
-			phnum = int64(bo.Uint16(d[0x38:]))
+			entry = bo.Uint64(d[0x18:])
+			phoff = bo.Uint64(d[0x20:])
+			phentsize = uint64(bo.Uint16(d[0x36:]))
+			phnum = uint64(bo.Uint16(d[0x38:]))
 		} else {
-			entry = int64(bo.Uint32(d[0x18:]))
-			phoff = int64(bo.Uint32(d[0x1c:]))
-			phentsize = int64(bo.Uint16(d[0x2a:]))
-			phnum = int64(bo.Uint16(d[0x2c:]))
+			entry = uint64(bo.Uint32(d[0x18:]))
+			phoff = uint64(bo.Uint32(d[0x1c:]))
+			phentsize = uint64(bo.Uint16(d[0x2a:]))
+			phnum = uint64(bo.Uint16(d[0x2c:]))
 		}
-		for i := int64(0); i < phnum && i < 256; i++ {
-			h := phoff + i*phentsize
-			if h < 0 || h+phentsize > int64(len(d)) || phentsize < 32 {
+		n := uint64(len(d))
+		if phoff > n || phentsize < 32 || (is64 && phentsize < 56) {
+			return undef
+		}
+		for i := uint64(0); i < phnum && i < 256; i++ {
+			h := phoff + i*phentsize // phoff <= n, i*phentsize < 2^24: no wrap
+			if h+phentsize > n {
 				break
 			}
 			var typ uint32
-			var off, vaddr, fsz int64
+			var off, vaddr, fsz uint64
 			typ = bo.Uint32(d[h:])
 			if is64 {
-				if phentsize < 56 {
-					break
-				}
-				off = int64(bo.Uint64(d[h+8:]))
-				vaddr = int64(bo.Uint64(d[h+16:]))
-				fsz = int64(bo.Uint64(d[h+32:]))
+				off = bo.Uint64(d[h+8:])
+				vaddr = bo.Uint64(d[h+16:])
+				fsz = bo.Uint64(d[h+32:])
 			} else {
-				off = int64(bo.Uint32(d[h+4:]))
-				vaddr = int64(bo.Uint32(d[h+8:]))
-				fsz = int64(bo.Uint32(d[h+16:]))
+				off = uint64(bo.Uint32(d[h+4:]))
+				vaddr = uint64(bo.Uint32(d[h+8:]))
+				fsz = uint64(bo.Uint32(d[h+16:]))
 			}
-			if typ == 1 && entry >= vaddr && entry < vaddr+fsz {
-				return vInt(off + entry - vaddr)
+			if typ == 1 && entry >= vaddr && entry-vaddr < fsz {
+				return vInt(int64(off + (entry - vaddr)))
 			}
 		}
 		return undef
