@@ -592,6 +592,76 @@ type reMatcher struct {
 	// emptyStops makes an empty preferred match final (no match), as YARA
 	// does for a pattern scanned without an atom.
 	emptyStops bool
+
+	// Failure memo. Within one attempt the continuation of a repeat node is
+	// fully determined by the chain of repeat iterations it is nested in
+	// (each iteration's node, count and start position), which cur names
+	// (an id interned in ctxs; 0 is the top level). A repeat state
+	// (node, pos, count, cur) that failed once fails again, so it is not
+	// explored twice: backtracking is polynomial instead of exponential
+	// (/(a|aa){1,30}c/, chained jumps). The memo is used only once an
+	// attempt has taken memoAfter steps, so cheap attempts cost nothing;
+	// cur is -1 inside an iteration begun before that (not memoized).
+	cur   int32
+	memo  map[memoKey]struct{}
+	ctxs  map[ctxKey]int32
+	memod bool // memo or ctxs hold entries of this attempt
+}
+
+// memoAfter is the number of steps after which an attempt memoizes
+// failures (a variable so that tests can memoize always, or never).
+var memoAfter = 256
+
+type memoKey struct {
+	n     *reNode
+	pos   int
+	count int
+	ctx   int32
+}
+
+type ctxKey struct {
+	n      *reNode
+	count  int
+	start  int
+	parent int32
+}
+
+// enter returns the context id of an iteration of n (with count iterations
+// done, starting at start) nested in the current context.
+func (m *reMatcher) enter(n *reNode, count, start int) int32 {
+	if m.ctxs == nil {
+		m.ctxs = map[ctxKey]int32{}
+	}
+	m.memod = true
+	k := ctxKey{n: n, count: count, start: start, parent: m.cur}
+	id, ok := m.ctxs[k]
+	if !ok {
+		id = int32(len(m.ctxs) + 1)
+		m.ctxs[k] = id
+	}
+	return id
+}
+
+// failed reports whether the repeat state is known to fail.
+func (m *reMatcher) failed(k memoKey) bool {
+	if k.ctx < 0 || m.steps < memoAfter || m.memo == nil {
+		return false
+	}
+	_, ok := m.memo[k]
+	return ok
+}
+
+// fail records a failed repeat state, unless the step budget ran out (then
+// the failure says nothing about the state).
+func (m *reMatcher) fail(k memoKey) {
+	if k.ctx < 0 || m.steps < memoAfter || m.steps > reMaxSteps {
+		return
+	}
+	if m.memo == nil {
+		m.memo = map[memoKey]struct{}{}
+	}
+	m.memod = true
+	m.memo[k] = struct{}{}
 }
 
 // matchAt returns the length of the preferred non-empty match of n starting
@@ -599,6 +669,12 @@ type reMatcher struct {
 // on to the next alternative, unless emptyStops is set.
 func (m *reMatcher) matchAt(n *reNode, start int) int {
 	m.steps = 0
+	m.cur = 0
+	if m.memod {
+		clear(m.memo)
+		clear(m.ctxs)
+		m.memod = false
+	}
 	end := -1
 	m.match(n, start, func(p int) bool {
 		if p == start {
@@ -740,6 +816,18 @@ func (m *reMatcher) concat(subs []*reNode, pos int, k func(int) bool) bool {
 }
 
 func (m *reMatcher) repeatClass(n *reNode, set *byteSet, pos int, k func(int) bool) bool {
+	key := memoKey{n: n, pos: pos, count: -1, ctx: m.cur}
+	if m.failed(key) {
+		return false
+	}
+	if m.repeatClass1(n, set, pos, k) {
+		return true
+	}
+	m.fail(key)
+	return false
+}
+
+func (m *reMatcher) repeatClass1(n *reNode, set *byteSet, pos int, k func(int) bool) bool {
 	w := 1
 	if m.wide {
 		w = 2
@@ -787,9 +875,43 @@ func (m *reMatcher) repeat(n *reNode, pos, count int, k func(int) bool) bool {
 	if !m.step() {
 		return false
 	}
+	key := memoKey{n: n, pos: pos, count: count, ctx: m.cur}
+	if m.failed(key) {
+		return false
+	}
+	if m.repeat1(n, pos, count, k) {
+		return true
+	}
+	m.fail(key)
+	return false
+}
+
+// repeat1 is repeat without the memo. While sub is matched, m.cur names
+// this iteration; the continuations restore the outer context while they
+// run, and this iteration's context when they return into sub.
+func (m *reMatcher) repeat1(n *reNode, pos, count int, k func(int) bool) bool {
 	sub := n.subs[0]
+	outer := m.cur
+	// An iteration begun before the memo started has no id (-1): states
+	// nested in it are not memoized, their continuations being unnamed.
+	inner := int32(-1)
+	if m.steps >= memoAfter && outer >= 0 {
+		inner = m.enter(n, count, pos)
+	}
+	// in runs sub with the iteration's context set.
+	in := func(f func(int) bool) bool {
+		m.cur = inner
+		ok := m.match(sub, pos, func(p int) bool {
+			m.cur = outer
+			ok := f(p)
+			m.cur = inner
+			return ok
+		})
+		m.cur = outer
+		return ok
+	}
 	if count < n.min {
-		return m.match(sub, pos, func(p int) bool {
+		return in(func(p int) bool {
 			if p == pos && count+1 >= n.min {
 				// An empty iteration satisfies the rest of the minimum.
 				return k(p)
@@ -807,7 +929,7 @@ func (m *reMatcher) repeat(n *reNode, pos, count int, k func(int) bool) bool {
 		return m.repeat(n, p, count+1, k)
 	}
 	if n.greedy {
-		if m.match(sub, pos, next) {
+		if in(next) {
 			return true
 		}
 		return k(pos)
@@ -815,5 +937,5 @@ func (m *reMatcher) repeat(n *reNode, pos, count int, k func(int) bool) bool {
 	if k(pos) {
 		return true
 	}
-	return m.match(sub, pos, next)
+	return in(next)
 }
