@@ -13,13 +13,15 @@ var ErrSyntax = errors.New("misp: invalid event")
 type Error struct {
 	File   string
 	Path   string // JSON path, e.g. "Event.Attribute[2].value"
-	Line   int    // for malformed JSON; 0 otherwise
+	Line   int    // for malformed JSON, and a wrong type where the decoder can tell; 0 otherwise
 	Column int
 	Reason string
 }
 
 func (e *Error) Error() string {
 	switch {
+	case e.Line > 0 && e.Path != "":
+		return fmt.Sprintf("misp: %s:%d:%d: %s: %s", e.File, e.Line, e.Column, e.Path, e.Reason)
 	case e.Line > 0:
 		return fmt.Sprintf("misp: %s:%d:%d: %s", e.File, e.Line, e.Column, e.Reason)
 	case e.Path != "":

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,7 +60,8 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 		if string(b) == "null" {
 			return nil
 		}
-		return fmt.Errorf("want a string or a number, got %s", truncate(string(b)))
+		// A type error, so that the decoder names the field.
+		return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflect.TypeFor[string]()}
 	}
 	*s = flexString(n)
 	return nil
@@ -74,9 +76,28 @@ func (v *flexBool) UnmarshalJSON(b []byte) error {
 	case "false", "0", "False", "", "null":
 		*v = false
 	default:
-		return fmt.Errorf("want a boolean, got %s", truncate(string(b)))
+		return &json.UnmarshalTypeError{Value: jsonKind(b) + " " + truncate(string(b)), Type: reflect.TypeFor[bool]()}
 	}
 	return nil
+}
+
+// jsonKind names the kind of the JSON value b, as json type errors do.
+func jsonKind(b []byte) string {
+	switch b = bytes.TrimSpace(b); {
+	case len(b) == 0:
+		return "value"
+	case b[0] == '"':
+		return "string"
+	case b[0] == '{':
+		return "object"
+	case b[0] == '[':
+		return "array"
+	case b[0] == 't' || b[0] == 'f':
+		return "bool"
+	case b[0] == 'n':
+		return "null"
+	}
+	return "number"
 }
 
 type tag struct {
@@ -94,19 +115,21 @@ type attribute struct {
 	Tag     []tag      `json:"Tag"`
 }
 
+// Attributes and objects are decoded one at a time, so that an error
+// names the one at fault by its index.
 type object struct {
-	Deleted   flexBool    `json:"deleted"`
-	Attribute []attribute `json:"Attribute"`
+	Deleted   flexBool          `json:"deleted"`
+	Attribute []json.RawMessage `json:"Attribute"`
 }
 
 type event struct {
-	ID          flexString  `json:"id"`
-	UUID        flexString  `json:"uuid"`
-	Info        flexString  `json:"info"`
-	ThreatLevel flexString  `json:"threat_level_id"`
-	Attribute   []attribute `json:"Attribute"`
-	Object      []object    `json:"Object"`
-	Tag         []tag       `json:"Tag"`
+	ID          flexString        `json:"id"`
+	UUID        flexString        `json:"uuid"`
+	Info        flexString        `json:"info"`
+	ThreatLevel flexString        `json:"threat_level_id"`
+	Attribute   []json.RawMessage `json:"Attribute"`
+	Object      []json.RawMessage `json:"Object"`
+	Tag         []tag             `json:"Tag"`
 }
 
 type wrapper struct {
@@ -144,37 +167,70 @@ func (p *parser) fail(path, format string, args ...any) error {
 	return &Error{File: p.name, Path: path, Reason: fmt.Sprintf(format, args...)}
 }
 
-func (p *parser) jsonErr(data []byte, path string, err error) error {
-	var se *json.SyntaxError
+// jsonErr turns a decoding error of the value at path into an *Error.
+// The file was checked to be valid JSON, so it is a type error: it names
+// the JSON path and, when file is the value decoded (the offsets the
+// decoder reports count in the value), the line and column; nil file: a
+// part of the file.
+func (p *parser) jsonErr(file []byte, path string, err error) error {
 	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		line, col := position(data, se.Offset)
-		return &Error{File: p.name, Line: line, Column: col, Reason: "malformed JSON: " + se.Error()}
-	case errors.As(err, &te):
+	if errors.As(err, &te) {
 		f := path
 		if te.Field != "" {
 			f = joinPath(path, te.Field)
 		}
-		line, col := position(data, te.Offset)
-		return &Error{File: p.name, Path: f, Line: line, Column: col, Reason: fmt.Sprintf("a JSON %s where %s was expected", te.Value, te.Type)}
+		e := &Error{File: p.name, Path: f, Reason: fmt.Sprintf("a JSON %s where %s was expected", te.Value, typeName(te.Type))}
+		if file != nil && te.Offset > 0 {
+			e.Line, e.Column = position(file, te.Offset)
+		}
+		return e
 	}
 	return p.fail(path, "%v", err)
 }
 
+// typeName says what a Go type the decoder wanted is in JSON terms.
+func typeName(t reflect.Type) string {
+	if t == nil {
+		return "another value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Slice:
+		return "an array"
+	case reflect.Struct, reflect.Map, reflect.Pointer:
+		return "an object"
+	}
+	return t.String()
+}
+
 func (p *parser) parse(data []byte) error {
-	trim := bytes.TrimSpace(data)
-	if len(trim) == 0 {
+	// A byte order mark (Windows tools write one) is not JSON; leading
+	// space is kept so that lines count from the file's first.
+	trim := bytes.TrimRight(bytes.TrimPrefix(data, []byte("\ufeff")), " \t\r\n")
+	if len(bytes.TrimSpace(trim)) == 0 {
 		return p.fail("", "empty file")
 	}
-	switch trim[0] {
+	if !json.Valid(trim) {
+		var v any
+		err := json.Unmarshal(trim, &v)
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			line, col := position(trim, se.Offset)
+			return &Error{File: p.name, Line: line, Column: col, Reason: "malformed JSON: " + se.Error()}
+		}
+		return p.fail("", "malformed JSON: %v", err)
+	}
+	switch bytes.TrimSpace(trim)[0] {
 	case '[':
 		var list []json.RawMessage
 		if err := json.Unmarshal(trim, &list); err != nil {
 			return p.jsonErr(trim, "", err)
 		}
 		for i, raw := range list {
-			if err := p.wrapped(raw, fmt.Sprintf("[%d]", i)); err != nil {
+			if err := p.wrapped(raw, fmt.Sprintf("[%d]", i), false); err != nil {
 				return err
 			}
 		}
@@ -187,25 +243,29 @@ func (p *parser) parse(data []byte) error {
 		if resp, ok := top["response"]; ok {
 			var list []json.RawMessage
 			if err := json.Unmarshal(resp, &list); err != nil {
-				return p.jsonErr(resp, "response", err)
+				return p.jsonErr(nil, "response", err)
 			}
 			for i, raw := range list {
-				if err := p.wrapped(raw, fmt.Sprintf("response[%d]", i)); err != nil {
+				if err := p.wrapped(raw, fmt.Sprintf("response[%d]", i), false); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
-		return p.wrapped(trim, "")
+		return p.wrapped(trim, "", true)
 	}
-	line, col := position(trim, 1)
+	line, col := position(trim, int64(len(trim)-len(bytes.TrimLeft(trim, " \t\r\n"))+1))
 	return &Error{File: p.name, Line: line, Column: col, Reason: "not a JSON object or array"}
 }
 
-func (p *parser) wrapped(raw []byte, path string) error {
+// wrapped reads {"Event": …} at path; whole says raw is the file.
+func (p *parser) wrapped(raw []byte, path string, whole bool) error {
 	var w wrapper
 	if err := json.Unmarshal(raw, &w); err != nil {
-		return p.jsonErr(raw, path, err)
+		if whole {
+			return p.jsonErr(raw, path, err)
+		}
+		return p.jsonErr(nil, path, err)
 	}
 	if w.Event == nil {
 		return p.fail(path, "has no \"Event\" object")
@@ -232,23 +292,36 @@ func (p *parser) event(ev *event, path string) error {
 			tags = append(tags, string(t.Name))
 		}
 	}
-	for i := range ev.Attribute {
-		if err := p.attribute(&ev.Attribute[i], fmt.Sprintf("%s.Attribute[%d]", path, i), ev, sev, tags); err != nil {
+	for i, raw := range ev.Attribute {
+		if err := p.rawAttribute(raw, fmt.Sprintf("%s.Attribute[%d]", path, i), ev, sev, tags); err != nil {
 			return err
 		}
 	}
-	for j := range ev.Object {
-		if ev.Object[j].Deleted {
+	for j, raw := range ev.Object {
+		opath := fmt.Sprintf("%s.Object[%d]", path, j)
+		var o object
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return p.jsonErr(nil, opath, err)
+		}
+		if o.Deleted {
 			// A deleted object's attributes are deleted with it.
 			continue
 		}
-		for i := range ev.Object[j].Attribute {
-			if err := p.attribute(&ev.Object[j].Attribute[i], fmt.Sprintf("%s.Object[%d].Attribute[%d]", path, j, i), ev, sev, tags); err != nil {
+		for i, raw := range o.Attribute {
+			if err := p.rawAttribute(raw, fmt.Sprintf("%s.Attribute[%d]", opath, i), ev, sev, tags); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+func (p *parser) rawAttribute(raw json.RawMessage, path string, ev *event, sev ioc.Severity, evTags []string) error {
+	var a attribute
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return p.jsonErr(nil, path, err)
+	}
+	return p.attribute(&a, path, ev, sev, evTags)
 }
 
 func (p *parser) attribute(a *attribute, path string, ev *event, sev ioc.Severity, evTags []string) error {

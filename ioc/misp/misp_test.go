@@ -189,3 +189,54 @@ func FuzzParse(f *testing.F) {
 		feedtest.Compiles(t, res.Indicators, res.Trees)
 	})
 }
+
+// TestAdversarial: a byte order mark, leading blank lines, values of the
+// wrong JSON type deep in a list: the errors name the attribute by its
+// index, and lines count from the file's first.
+func TestAdversarial(t *testing.T) {
+	const md5 = "900150983cd24fb0d6963f7d28e17f72"
+	res, err := Parse([]byte("\ufeff\r\n"+`{"Event": {"threat_level_id": 1, "Attribute": [{"type": "md5", "value": "`+md5+`", "to_ids": "1"}]}}`), Config{Name: "m.json"})
+	require.NoError(t, err)
+	require.Len(t, res.Indicators, 1)
+	assert.Equal(t, ioc.SeverityHigh, res.Indicators[0].Severity)
+	set, err := ioc.Compile(res.Indicators)
+	require.NoError(t, err)
+	ev := feedtest.Event(ioc.EventFile, "linux")
+	ev.File = &ioc.FileEvent{Path: "/tmp/a", MD5: md5}
+	assert.Len(t, set.Match(&ev, t0), 1)
+	ev.File.MD5 = "900150983cd24fb0d6963f7d28e17f73"
+	assert.Empty(t, set.Match(&ev, t0))
+
+	cases := []struct {
+		name, in   string
+		path       string
+		line       int
+		wantReason string
+	}{
+		{"to_ids not a boolean", `[{"Event": {}}, {"Event": {"Attribute": [{"type": "md5", "value": "` + md5 + `", "to_ids": true}, {"type": "md5", "value": "x", "to_ids": "yes"}]}}]`,
+			"[1].Event.Attribute[1].to_ids", 0, `string "yes" where a boolean`},
+		{"value an object", `{"Event": {"Object": [{"Attribute": []}, {"Attribute": [{"type": "md5", "value": {"a": 1}, "to_ids": true}]}]}}`,
+			"Event.Object[1].Attribute[0].value", 0, "object where a string"},
+		{"tags not a list", `{"response": [{"Event": {"Attribute": [{"type": "md5", "value": "x", "Tag": 5}]}}]}`,
+			"response[0].Event.Attribute[0].Tag", 0, "number where an array"},
+		{"object not an object", `{"Event": {"Object": [7]}}`, "Event.Object[0]", 0, "number where an object"},
+		{"syntax after blank lines", "\n\n\n{\"Event\": {\n  \"Attribute\": [,]}}", "", 5, "malformed JSON"},
+		{"not object after blank lines", "\n\n 42", "", 3, "not a JSON object"},
+		{"level of the wrong type", "{\"Event\":\n {\"threat_level_id\": {}}}", "Event.threat_level_id", 0, "object where a string"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := Parse([]byte(c.in), Config{Name: "m.json"})
+			require.Error(t, err)
+			assert.Nil(t, res)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			assert.Equal(t, c.path, e.Path, err.Error())
+			assert.Equal(t, c.line, e.Line, err.Error())
+			assert.Contains(t, e.Reason, c.wantReason)
+			if c.path != "" {
+				assert.Contains(t, err.Error(), c.path)
+			}
+		})
+	}
+}
