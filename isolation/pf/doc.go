@@ -35,6 +35,9 @@
 //	pfctl -a ANCHOR -n -f -           (syntax check, ruleset on stdin)
 //	pfctl -a ANCHOR -f -              (load: pfctl replaces the anchor atomically)
 //	pfctl -a ANCHOR -s rules          (read back, compared rule by rule)
+//	pfctl -s rules                    (the main ruleset evaluates the anchor: an
+//	                                   unconditional anchor "com.apple/*" or
+//	                                   anchor "ANCHOR", no "pass quick" before it)
 //	pfctl -s states, pfctl -k SRC -k DST   (kill states the plan does not allow)
 //
 // and Clear runs "pfctl -a ANCHOR -F all" and "pfctl -X TOKEN". pf is
@@ -79,5 +82,7 @@
 // Only on a real macOS host (not done here): that pfctl accepts the
 // generated rulesets; the exact text "pfctl -s rules", "-s states", "-s
 // References" and "-E" print (the parsers accept the forms described
-// above); token semantics; and that killing states ends the flows.
+// above; the main ruleset check expects anchor lines as `anchor
+// "com.apple/*" all`); token semantics; and that killing states ends the
+// flows.
 package pf

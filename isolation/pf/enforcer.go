@@ -308,11 +308,62 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 	if held, err := e.tokenHeld(ctx, mustRead(e.tokenPath())); err != nil || !held {
 		return fmt.Errorf("pf: apply: %w: pf is not enabled with cordon's token (%v)", isolation.ErrReadBack, err)
 	}
+	if err := e.anchorEvaluated(ctx); err != nil {
+		return fmt.Errorf("pf: apply: %w: %w", isolation.ErrReadBack, err)
+	}
 	e.log.InfoContext(ctx, "pf: isolation rules in force", "anchor", e.anchor, "rules", len(want))
 	if err := e.killStates(ctx, n); err != nil {
 		return fmt.Errorf("pf: apply: %w", err)
 	}
 	return nil
+}
+
+// anchorEvaluated checks, in the main ruleset ("pfctl -s rules"), that
+// pf evaluates the anchor for every packet: an unconditional anchor rule
+// names it, or its parent's children ("com.apple/*" for
+// "com.apple/cordon"), and no "pass ... quick" rule comes before that
+// one. A pf.conf without the stock "com.apple/*" anchor (replaced by an
+// administrator or a profile) would otherwise leave the loaded rules
+// unused while Apply reported the host isolated.
+func (e *Enforcer) anchorEvaluated(ctx context.Context) error {
+	out, _, err := e.pfctl(ctx, nil, "-s", "rules")
+	if err != nil {
+		return fmt.Errorf("main ruleset: %w", err)
+	}
+	names := []string{e.anchor}
+	if i := strings.LastIndexByte(e.anchor, '/'); i >= 0 {
+		names = append(names, e.anchor[:i]+"/*")
+	}
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if name, rest, ok := anchorRule(line); ok && slices.Contains(names, name) {
+			if rest != "" && rest != "all" {
+				return fmt.Errorf("%w: anchor %s is evaluated only for some packets: %q", ErrAnchorNotEvaluated, e.anchor, line)
+			}
+			return nil
+		}
+		if f := strings.Fields(line); f[0] == "pass" && slices.Contains(f, "quick") {
+			return fmt.Errorf("%w: main ruleset rule %q passes packets before anchor %s", ErrAnchorNotEvaluated, line, e.anchor)
+		}
+	}
+	return fmt.Errorf("%w: no rule of the main ruleset evaluates anchor %s (pf.conf needs anchor %q)", ErrAnchorNotEvaluated, e.anchor, names[len(names)-1])
+}
+
+// anchorRule splits a filter anchor rule of "pfctl -s rules" output,
+// `anchor "NAME" REST`, into the name and the rest.
+func anchorRule(line string) (name, rest string, ok bool) {
+	after, found := strings.CutPrefix(line, `anchor "`)
+	if !found {
+		return "", "", false
+	}
+	name, rest, found = strings.Cut(after, `"`)
+	if !found {
+		return "", "", false
+	}
+	return name, strings.TrimSpace(rest), true
 }
 
 func mustRead(path string) string {

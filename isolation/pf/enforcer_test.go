@@ -105,6 +105,7 @@ func TestApplyCommandSequence(t *testing.T) {
 		"-a com.apple/cordon -s rules",
 		"-s info",
 		"-s References",
+		"-s rules",
 		"-s states",
 	}
 	if !slices.Equal(calls, want) {
@@ -330,4 +331,49 @@ func lastIndex(s []string, v string) int {
 		}
 	}
 	return -1
+}
+
+// TestAnchorMustBeEvaluated: rules loaded into an anchor the main ruleset
+// does not evaluate (a pf.conf without "com.apple/*"), or evaluates only
+// for some packets or after a "pass quick", filter nothing or not
+// everything: Apply must not report the host isolated.
+func TestAnchorMustBeEvaluated(t *testing.T) {
+	cases := []struct {
+		name   string
+		anchor string
+		main   []string
+		ok     bool
+	}{
+		{"stock pf.conf", "", stockMainRuleset, true},
+		{"anchor named exactly", "", []string{`anchor "com.apple/cordon" all`}, true},
+		{"custom anchor under com.apple", "com.apple/000.cordon", stockMainRuleset, true},
+		{"no anchor rule", "", []string{`block drop in all`, `pass out all flags S/SA keep state`}, false},
+		{"empty main ruleset", "", nil, false},
+		{"only a scrub anchor", "", []string{`scrub-anchor "com.apple/*" all fragment reassemble`}, false},
+		{"another anchor", "", []string{`anchor "org.example/*" all`}, false},
+		{"conditional anchor", "", []string{`anchor "com.apple/*" on en0 all`}, false},
+		{"pass quick before the anchor", "", []string{`pass in quick on en1 all flags S/SA keep state`, `anchor "com.apple/*" all`}, false},
+		{"pass without quick before the anchor", "", []string{`pass out all flags S/SA keep state`, `anchor "com.apple/*" all`}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pfctl := newFakePfctl()
+			pfctl.main = c.main
+			e, err := New(Config{Runner: pfctl, StateDir: t.TempDir(), Anchor: c.anchor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			err = e.Apply(context.Background(), isolationtest.PlanA())
+			if c.ok {
+				if err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrAnchorNotEvaluated) || !errors.Is(err, isolation.ErrReadBack) {
+				t.Fatalf("Apply = %v, want an error wrapping ErrAnchorNotEvaluated and isolation.ErrReadBack", err)
+			}
+		})
+	}
 }

@@ -28,6 +28,13 @@ var (
 	// killed. It implies isolation.ErrReadBack. The caller retries Apply.
 	ErrStatesLeft = isolation.ErrConnectionsLeft
 
+	// ErrAnchorNotEvaluated is returned (wrapping isolation.ErrReadBack)
+	// when the main pf ruleset does not evaluate cordon's anchor for every
+	// packet: no unconditional "anchor" rule naming it (or its parent's
+	// "/*"), or a "pass ... quick" rule before that one. The anchor's
+	// rules would then filter nothing, or not everything.
+	ErrAnchorNotEvaluated = errors.New("the main pf ruleset does not evaluate the anchor for every packet")
+
 	// ErrNoToken is returned when "pfctl -E" did not print a reference
 	// token.
 	ErrNoToken = errors.New("pfctl -E printed no token")

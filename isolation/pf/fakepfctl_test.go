@@ -30,10 +30,21 @@ type fakePfctl struct {
 	states    []pfState
 	calls     []string
 	failOn    map[string]string // call text prefix -> stderr of an injected failure
+	// main is what "pfctl -s rules" prints for the main ruleset; the
+	// stock macOS pf.conf by default.
+	main []string
+}
+
+// stockMainRuleset is "pfctl -s rules" of the main ruleset the stock
+// macOS /etc/pf.conf loads.
+var stockMainRuleset = []string{
+	`scrub-anchor "com.apple/*" all fragment reassemble`,
+	`anchor "com.apple/*" all`,
 }
 
 func newFakePfctl() *fakePfctl {
-	return &fakePfctl{anchors: map[string][]pfRule{}, nextToken: 18446743524172218000, failOn: map[string]string{}}
+	return &fakePfctl{anchors: map[string][]pfRule{}, nextToken: 18446743524172218000, failOn: map[string]string{},
+		main: slices.Clone(stockMainRuleset)}
 }
 
 func (f *fakePfctl) callLog() []string {
@@ -129,6 +140,12 @@ func (f *fakePfctl) Run(ctx context.Context, stdin []byte, args ...string) ([]by
 		}
 		f.anchors[anchor] = rs
 		return nil, []byte("No ALTQ support in kernel\nALTQ related functions disabled\n"), nil
+	case show == "rules" && anchor == "":
+		var b strings.Builder
+		for _, l := range f.main {
+			b.WriteString(l + "\n")
+		}
+		return []byte(b.String()), []byte("No ALTQ support in kernel\nALTQ related functions disabled\n"), nil
 	case show == "rules":
 		var b strings.Builder
 		for _, r := range f.anchors[anchor] {
