@@ -3,8 +3,10 @@ package ioc
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // A Builder collects indicators and compiles them into a Set. Each
@@ -16,6 +18,7 @@ type Builder struct {
 	s     *Set
 	arena strings.Builder // becomes Set.arena: Build takes its string without a copy
 	metas map[string]uint32
+	wins  map[windowKey]uint32
 	added int
 	err   error
 	done  bool
@@ -28,7 +31,7 @@ func NewBuilder(sizeHint int) *Builder {
 	if sizeHint > 0 {
 		s.entries = make([]entry, 0, sizeHint)
 	}
-	return &Builder{s: s, metas: map[string]uint32{}}
+	return &Builder{s: s, metas: map[string]uint32{}, wins: map[windowKey]uint32{}}
 }
 
 // Compile builds a Set from inds. It returns the first invalid indicator's
@@ -68,11 +71,8 @@ func (b *Builder) Add(ind Indicator) error {
 	if n.ID != "" && n.ID != n.Kind.String()+":"+n.Value {
 		e.id = b.intern(n.ID)
 	}
-	if !n.ValidFrom.IsZero() {
-		e.from = n.ValidFrom.UnixNano()
-	}
-	if !n.ValidUntil.IsZero() {
-		e.until = n.ValidUntil.UnixNano()
+	if !n.ValidFrom.IsZero() || !n.ValidUntil.IsZero() {
+		e.win = b.window(n.ValidFrom, n.ValidUntil)
 	}
 
 	var (
@@ -157,17 +157,15 @@ func (b *Builder) intern(str string) uint32 {
 
 // meta returns the index of ind's shared fields, adding them when new.
 func (b *Builder) meta(ind Indicator) uint32 {
-	var k strings.Builder
-	k.WriteString(ind.Source)
-	k.WriteByte(0)
-	k.WriteString(ind.Description)
-	k.WriteByte(0)
-	k.WriteString(strconv.Itoa(int(ind.Severity)<<16 | ind.Score<<8 | ind.Confidence))
-	for _, t := range ind.Tags {
-		k.WriteByte(0)
-		k.WriteString(t)
+	// Each string is length-prefixed, so that no choice of bytes in them
+	// (a NUL in a feed's source or tag) makes two metas share a key.
+	var k []byte
+	k = strconv.AppendInt(k, int64(int(ind.Severity)<<16|ind.Score<<8|ind.Confidence), 10)
+	for _, str := range append([]string{ind.Source, ind.Description}, ind.Tags...) {
+		k = binary.AppendUvarint(k, uint64(len(str)))
+		k = append(k, str...)
 	}
-	key := k.String()
+	key := string(k)
 	if i, ok := b.metas[key]; ok {
 		return i
 	}
@@ -177,6 +175,29 @@ func (b *Builder) meta(ind Indicator) uint32 {
 		severity: ind.Severity, score: uint8(ind.Score), confidence: uint8(ind.Confidence),
 	})
 	b.metas[key] = i
+	return i
+}
+
+// windowKey identifies a validity window by its instants.
+type windowKey struct{ fromSec, untilSec, fromNsec, untilNsec int64 }
+
+// window returns the index + 1 of the validity window [from, until) (a
+// zero bound is unbounded), adding it when new.
+func (b *Builder) window(from, until time.Time) uint32 {
+	k := windowKey{fromSec: from.Unix(), fromNsec: int64(from.Nanosecond()), untilSec: until.Unix(), untilNsec: int64(until.Nanosecond())}
+	if i, ok := b.wins[k]; ok {
+		return i
+	}
+	w := window{from: math.MinInt64, until: math.MaxInt64}
+	if !from.IsZero() {
+		w.from, w.fromT = clampNanos(from), from.UTC()
+	}
+	if !until.IsZero() {
+		w.until, w.untilT = clampNanos(until), until.UTC()
+	}
+	b.s.windows = append(b.s.windows, w)
+	i := uint32(len(b.s.windows))
+	b.wins[k] = i
 	return i
 }
 
@@ -192,6 +213,6 @@ func (b *Builder) Build() (*Set, error) {
 	}
 	s := b.s
 	s.arena = b.arena.String()
-	b.s, b.metas, b.arena = nil, nil, strings.Builder{}
+	b.s, b.metas, b.wins, b.arena = nil, nil, nil, strings.Builder{}
 	return s, nil
 }

@@ -27,10 +27,15 @@ type Match struct {
 // Fingerprint returns a stable hash (hex SHA-256) of the host, the
 // indicator and the observable: the same indicator matching the same
 // observable on the same host always has the same fingerprint, whatever the
-// event. It identifies duplicates for suppression.
+// event. It identifies duplicates for suppression, and is the Fingerprint
+// of the detection NewDetection makes of this one match by EngineAtomic.
 func (m Match) Fingerprint(hostID string) string {
-	return fingerprint(hostID, "", []Match{m})
+	return fingerprint(hostID, atomicRule, []Match{m})
 }
+
+// atomicRule is what the fingerprint covers of "engine and rule" for the
+// atomic engine, which has no rules.
+const atomicRule = string(EngineAtomic) + "\x00"
 
 // Detection is the outcome of matching: an event with the indicators or
 // the rule that matched it, in the cordon.detection/v1 wire schema.

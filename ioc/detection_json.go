@@ -86,9 +86,17 @@ func (r *jsonReader) next(c byte) bool {
 // rawString returns the bytes of a string without escapes, including
 // the quotes.
 func (r *jsonReader) rawString() ([]byte, bool) {
+	raw, escaped, ok := r.rawEscapedString()
+	return raw, ok && !escaped
+}
+
+// rawEscapedString returns the bytes of a string, including the quotes,
+// and whether it has escapes. A string with a control character or
+// invalid UTF-8 is not read (ok false).
+func (r *jsonReader) rawEscapedString() (raw []byte, escaped, ok bool) {
 	r.ws()
 	if r.i >= len(r.b) || r.b[r.i] != '"' {
-		return nil, false
+		return nil, false, false
 	}
 	start := r.i
 	high := false
@@ -98,24 +106,34 @@ func (r *jsonReader) rawString() ([]byte, bool) {
 			r.i = j + 1
 			s := r.b[start:r.i]
 			if high && !utf8.Valid(s) {
-				return nil, false
+				return nil, false, false
 			}
-			return s, true
-		case c == '\\' || c < 0x20:
-			return nil, false
+			return s, escaped, true
+		case c == '\\':
+			escaped = true
+			j++ // the escaped byte cannot end the string
+		case c < 0x20:
+			return nil, false, false
 		case c >= utf8.RuneSelf:
 			high = true
 		}
 	}
-	return nil, false
+	return nil, false, false
 }
 
+// str reads a string value. One with escapes (every Windows path has
+// some) is unquoted by encoding/json, so that it decodes exactly as the
+// reflective path decodes it.
 func (r *jsonReader) str(s *string) bool {
-	raw, ok := r.rawString()
-	if ok {
-		*s = string(raw[1 : len(raw)-1])
+	raw, escaped, ok := r.rawEscapedString()
+	if !ok {
+		return false
 	}
-	return ok
+	if escaped {
+		return json.Unmarshal(raw, s) == nil
+	}
+	*s = string(raw[1 : len(raw)-1])
+	return true
 }
 
 func (r *jsonReader) text(t encoding.TextUnmarshaler) bool {

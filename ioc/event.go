@@ -132,10 +132,7 @@ type MutexEvent struct {
 // validates it. Errors are *FieldError values naming the field.
 func DecodeEvent(data []byte) (Event, error) {
 	var ev Event
-	if err := decodeStrict(data, &ev, ErrInvalidEvent); err != nil {
-		return Event{}, err
-	}
-	if err := ev.Validate(); err != nil {
+	if err := ev.UnmarshalJSON(data); err != nil {
 		return Event{}, err
 	}
 	return ev, nil
@@ -143,6 +140,15 @@ func DecodeEvent(data []byte) (Event, error) {
 
 // UnmarshalJSON decodes strictly and validates, as DecodeEvent does.
 func (ev *Event) UnmarshalJSON(data []byte) error {
+	r := jsonReader{b: data}
+	var fast Event
+	if r.event(&fast) && r.end() {
+		if err := fast.Validate(); err != nil {
+			return err
+		}
+		*ev = fast
+		return nil
+	}
 	type plain Event
 	var p plain
 	if err := decodeStrict(data, &p, ErrInvalidEvent); err != nil {
@@ -325,7 +331,129 @@ func decodeStrict(data []byte, v any, sentinel error) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return &FieldError{Reason: "trailing data after the JSON object", Err: sentinel}
 	}
-	return nil
+	// encoding/json matches keys without regard to case and lets a
+	// repeated key overwrite the first; the schema does neither.
+	return checkKeys(data, reflect.TypeOf(v).Elem(), sentinel)
+}
+
+var (
+	timeType        = reflect.TypeFor[time.Time]()
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+)
+
+// checkKeys walks the JSON document data (already decoded into a value of
+// type t) and returns a *FieldError naming the first object key that is not
+// exactly the JSON name of a field of its struct (another case: "Schema"
+// for "schema") or that appears twice in its object.
+func checkKeys(data []byte, t reflect.Type, sentinel error) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	field, reason := walkKeys(dec, t, "")
+	if reason == "" {
+		return nil
+	}
+	return &FieldError{Field: field, Reason: reason, Err: sentinel}
+}
+
+// walkKeys reads one value from dec, checking the keys of the objects in it
+// against t (nil: not checked), and returns the path of the first bad key
+// and why it is bad ("" when all are good). prefix is the value's path with
+// a trailing ".".
+func walkKeys(dec *json.Decoder, t reflect.Type, prefix string) (field, reason string) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", ""
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t != nil && (t == timeType || reflect.PointerTo(t).Implements(unmarshalerType)) {
+		t = nil // decodes itself
+	}
+	switch tok {
+	case json.Delim('{'):
+		var fields map[string]reflect.Type
+		if t != nil && t.Kind() == reflect.Struct {
+			fields = map[string]reflect.Type{}
+			exactJSONFields(t, fields)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return "", ""
+			}
+			key, _ := kt.(string)
+			if seen[key] {
+				return prefix + key, "appears twice in its object"
+			}
+			seen[key] = true
+			var ft reflect.Type
+			if fields != nil {
+				var ok bool
+				if ft, ok = fields[key]; !ok {
+					for name := range fields {
+						if strings.EqualFold(name, key) {
+							return prefix + key, fmt.Sprintf("is not a field of the schema (field names are case-sensitive: %q)", name)
+						}
+					}
+					return prefix + key, "is not a field of the schema"
+				}
+			}
+			if f, r := walkKeys(dec, ft, prefix+key+"."); r != "" {
+				return f, r
+			}
+		}
+		_, _ = dec.Token() // '}'
+	case json.Delim('['):
+		var et reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			et = t.Elem()
+		}
+		for i := 0; dec.More(); i++ {
+			if f, r := walkKeys(dec, et, fmt.Sprintf("%s[%d].", strings.TrimSuffix(prefix, "."), i)); r != "" {
+				return f, r
+			}
+		}
+		_, _ = dec.Token() // ']'
+	}
+	return "", ""
+}
+
+// exactJSONFields is jsonFields with the names as they are written.
+func exactJSONFields(t reflect.Type, fields map[string]reflect.Type) {
+	var embedded []reflect.Type
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" || !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			et := f.Type
+			for et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				embedded = append(embedded, et)
+				continue
+			}
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fields[name] = f.Type
+	}
+	for _, et := range embedded {
+		inner := map[string]reflect.Type{}
+		exactJSONFields(et, inner)
+		for k, v := range inner {
+			if _, ok := fields[k]; !ok {
+				fields[k] = v
+			}
+		}
+	}
 }
 
 func decodeError(data []byte, v any, err error, sentinel error) error {

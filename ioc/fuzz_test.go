@@ -2,6 +2,7 @@ package ioc
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
@@ -74,7 +75,22 @@ func FuzzDecodeEvent(f *testing.F) {
 	}
 	f.Add([]byte(`{"schema":"cordon.event/v1","kind":"dns","dns":{"query":"x","answers":[1]}}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"schema":"cordon.event/v1","id":"e\u00e9\ud800","time":"2026-11-25T10:00:00Z","host":{"id":"h"},"kind":"mutex","mutex":{"name":"Global\\M"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The decoder without reflection reads what encoding/json reads,
+		// to the same value.
+		r := jsonReader{b: data}
+		var fast Event
+		if r.event(&fast) && r.end() {
+			type plain Event
+			var slow plain
+			if err := decodeStrict(data, &slow, ErrInvalidEvent); err != nil {
+				t.Fatalf("the fast path read %s, encoding/json did not: %v", data, err)
+			}
+			if !reflect.DeepEqual(fast, Event(slow)) {
+				t.Fatalf("%s: fast %+v, encoding/json %+v", data, fast, slow)
+			}
+		}
 		ev, err := DecodeEvent(data)
 		if err != nil {
 			return

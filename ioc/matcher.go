@@ -9,8 +9,8 @@ import (
 // replaces the Set atomically: a Match in progress finishes on the Set it
 // started with, later ones see the new Set, and readers never lock.
 //
-// A Matcher is safe for concurrent use. The zero Matcher is not usable;
-// use NewMatcher.
+// A Matcher is safe for concurrent use. The zero Matcher is usable: an
+// empty set and time.Now, until a Swap.
 type Matcher struct {
 	set atomic.Pointer[Set]
 	now func() time.Time
@@ -47,16 +47,29 @@ func (m *Matcher) Swap(s *Set) *Set {
 	return m.set.Swap(s)
 }
 
-// Set returns the current set.
-func (m *Matcher) Set() *Set { return m.set.Load() }
+// Set returns the current set (an empty one on the zero Matcher).
+func (m *Matcher) Set() *Set {
+	if s := m.set.Load(); s != nil {
+		return s
+	}
+	return &Set{}
+}
 
 // Match returns the matches of ev in the current set, at the Matcher's
 // clock's time.
 func (m *Matcher) Match(ev *Event) []Match {
-	return m.set.Load().AppendMatches(nil, ev, m.now())
+	return m.AppendMatches(nil, ev)
 }
 
 // AppendMatches is Match appending to dst, for callers that reuse a slice.
 func (m *Matcher) AppendMatches(dst []Match, ev *Event) []Match {
-	return m.set.Load().AppendMatches(dst, ev, m.now())
+	s := m.set.Load()
+	if s == nil {
+		return dst
+	}
+	now := m.now
+	if now == nil {
+		now = time.Now
+	}
+	return s.AppendMatches(dst, ev, now())
 }

@@ -326,12 +326,53 @@ func normalizeURL(v string) (string, error) {
 	if p == "" {
 		p = "/"
 	}
-	b.WriteString(p)
+	b.WriteString(normalizePercent(p))
 	if u.RawQuery != "" || u.ForceQuery {
 		b.WriteByte('?')
-		b.WriteString(u.RawQuery)
+		b.WriteString(normalizePercent(u.RawQuery))
 	}
 	return b.String(), nil
+}
+
+// normalizePercent puts the percent-encodings of s in the normal form of
+// RFC 3986 section 6.2.2: an encoded unreserved character (letter, digit,
+// "-", ".", "_", "~") is decoded, and the others have upper-case hex, so
+// that "/%7euser/%2f" and "/~user/%2F" compare equal. It allocates only
+// when s has a "%".
+func normalizePercent(s string) string {
+	if strings.IndexByte(s, '%') < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' || i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			b.WriteByte(s[i])
+			continue
+		}
+		c := unhex(s[i+1])<<4 | unhex(s[i+2])
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+			b.WriteByte(c)
+		default:
+			const hexUpper = "0123456789ABCDEF"
+			b.WriteByte('%')
+			b.WriteByte(hexUpper[c>>4])
+			b.WriteByte(hexUpper[c&15])
+		}
+		i += 2
+	}
+	return b.String()
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // isWindowsPath reports whether p is written the Windows way: a drive

@@ -4,11 +4,13 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"iter"
+	"math"
 	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/gaissmai/bart"
 )
@@ -30,19 +32,28 @@ type Set struct {
 	cidrs    bart.Table[uint32] // prefix -> head entry
 	strs     [kindEnd]*keyTable // the other kinds, variable-size keys
 	globs    globIndex
+	windows  []window // validity windows, interned; entry.win indexes it + 1
+}
+
+// window is a validity window: the bounds as given (for reporting) and as
+// Unix nanoseconds clamped to int64 (for comparing), so that a bound
+// outside 1678–2262, such as a feed's "valid until 9999-12-31", keeps its
+// meaning instead of overflowing.
+type window struct {
+	from, until   int64 // clamped; math.MinInt64 / math.MaxInt64 when unbounded
+	fromT, untilT time.Time
 }
 
 // entry is one indicator, as compactly as its fields allow.
 type entry struct {
-	key   uint32 // index of its key in its kind's table (CIDR: in prefixes; glob: in globs)
-	orig  uint32 // arena offset+1 of the value as given, when it is not the key's text; 0 otherwise
-	id    uint32 // arena offset+1 of the id; 0: derived "<kind>:<value>"
-	meta  uint32 // index in metas
-	next  uint32 // next entry with the same key, +1; 0 ends the chain
-	kind  Kind
-	glob  bool
-	from  int64 // validity, Unix nanoseconds; 0: unbounded
-	until int64
+	key  uint32 // index of its key in its kind's table (CIDR: in prefixes; glob: in globs)
+	orig uint32 // arena offset+1 of the value as given, when it is not the key's text; 0 otherwise
+	id   uint32 // arena offset+1 of the id; 0: derived "<kind>:<value>"
+	meta uint32 // index in metas
+	next uint32 // next entry with the same key, +1; 0 ends the chain
+	win  uint32 // index in Set.windows + 1; 0: always valid
+	kind Kind
+	glob bool
 }
 
 // meta holds what indicators of one feed usually share; it is interned.
@@ -66,7 +77,8 @@ func (s *Set) SizeBytes() int {
 	if s == nil {
 		return 0
 	}
-	n := 48*cap(s.entries) + len(s.arena) + 24*cap(s.prefixes)
+	n := int(unsafe.Sizeof(entry{}))*cap(s.entries) + len(s.arena) + 24*cap(s.prefixes) +
+		int(unsafe.Sizeof(window{}))*cap(s.windows)
 	for _, m := range s.metas {
 		n += 64 + len(m.source) + len(m.description) + 16*len(m.tags)
 	}
@@ -129,11 +141,9 @@ func (s *Set) indicatorWithValue(i uint32, value string) Indicator {
 	} else {
 		ind.ID = e.kind.String() + ":" + ind.Value
 	}
-	if e.from != 0 {
-		ind.ValidFrom = time.Unix(0, e.from).UTC()
-	}
-	if e.until != 0 {
-		ind.ValidUntil = time.Unix(0, e.until).UTC()
+	if e.win != 0 {
+		w := &s.windows[e.win-1]
+		ind.ValidFrom, ind.ValidUntil = w.fromT, w.untilT
 	}
 	return ind
 }
@@ -179,7 +189,29 @@ func uvarint(s string) (uint64, int) {
 // active reports whether entry i's validity window holds now.
 func (s *Set) active(i uint32, now int64) bool {
 	e := &s.entries[i]
-	return (e.from == 0 || now >= e.from) && (e.until == 0 || now < e.until)
+	if e.win == 0 {
+		return true
+	}
+	w := &s.windows[e.win-1]
+	return now >= w.from && now < w.until
+}
+
+// Unix nanoseconds fit an int64 between these instants.
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
+// clampNanos returns t in Unix nanoseconds, clamped to the int64 range
+// (time.UnixNano is undefined outside it).
+func clampNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanoTime):
+		return math.MinInt64
+	case t.After(maxNanoTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // Match returns the indicators of the set that match ev at time now (an
@@ -197,7 +229,7 @@ func (s *Set) AppendMatches(dst []Match, ev *Event, now time.Time) []Match {
 	if s == nil || len(s.entries) == 0 || ev == nil {
 		return dst
 	}
-	m := matching{s: s, dst: dst, now: now.UnixNano(), windows: strings.EqualFold(ev.Host.OS, "windows")}
+	m := matching{s: s, dst: dst, now: clampNanos(now), windows: strings.EqualFold(ev.Host.OS, "windows")}
 	switch ev.Kind {
 	case EventFile:
 		if f := ev.File; f != nil {
@@ -265,7 +297,9 @@ type matching struct {
 
 // emit appends the active entries of the chain starting at head. For kinds
 // matched by equality, exact says the observable is the indicators' value.
-func (m *matching) emit(head uint32, field, observable string, exact bool, keep func(*entry) bool) {
+// It reports whether it appended any.
+func (m *matching) emit(head uint32, field, observable string, exact bool, keep func(*entry) bool) bool {
+	n := len(m.dst)
 	for i := head; ; {
 		e := &m.s.entries[i]
 		if m.s.active(i, m.now) && (keep == nil || keep(e)) {
@@ -278,7 +312,7 @@ func (m *matching) emit(head uint32, field, observable string, exact bool, keep 
 			m.dst = append(m.dst, Match{Indicator: ind, Field: field, Observable: observable})
 		}
 		if e.next == 0 {
-			return
+			return len(m.dst) > n
 		}
 		i = e.next - 1
 	}
@@ -326,8 +360,16 @@ func (m *matching) addr(field, v string) bool {
 		}
 	}
 	if len(m.s.prefixes) > 0 {
-		if head, ok := m.s.cidrs.Lookup(a); ok {
-			m.emit(head, field, observable(), false, nil)
+		if head, ok := m.s.cidrs.Lookup(a); ok && !m.emit(head, field, observable(), false, nil) {
+			// Every indicator of the longest prefix is outside its
+			// validity window: the longest prefix with one inside it
+			// matches instead, so that an expired narrow prefix does not
+			// hide a current wide one.
+			for _, h := range m.s.cidrs.Supernets(netip.PrefixFrom(a, a.BitLen())) {
+				if h != head && m.emit(h, field, observable(), false, nil) {
+					break
+				}
+			}
 		}
 	}
 	return true
@@ -405,12 +447,15 @@ func (m *matching) name(k Kind, field, v string) {
 	if t == nil {
 		return
 	}
-	head, ok := t.findString(lowerASCIIOrFold(v))
+	key := lowerASCIIOrFold(v)
+	head, ok := t.findString(key)
 	if !ok {
 		return
 	}
 	if m.windows {
-		m.emit(head, field, v, false, nil)
+		// The name's normalized form on Windows is its lower case, so that
+		// "EVIL.EXE" and "evil.exe" are one observable (one fingerprint).
+		m.emit(head, field, key, false, nil)
 		return
 	}
 	m.emit(head, field, v, true, func(e *entry) bool { return m.s.value(e) == v })
@@ -493,8 +538,14 @@ func (g *globIndex) add(p string, i uint32) (idx uint32, prevHead uint32, existe
 	for k := 0; k < len(runes); k++ {
 		switch c := runes[k]; {
 		case c == '*' && k+1 < len(runes) && runes[k+1] == '*':
-			re.WriteString(`.*`)
 			k++
+			if k+1 < len(runes) && string(runes[k+1]) == sep && (k == 1 || string(runes[k-2]) == sep) {
+				// "a/**/b": any number of elements between, none included.
+				re.WriteString(`(?:.*` + regexp.QuoteMeta(sep) + `)?`)
+				k++
+				break
+			}
+			re.WriteString(`.*`)
 		case c == '*':
 			re.WriteString(`[^` + regexp.QuoteMeta(sep) + `]*`)
 		case c == '?':
