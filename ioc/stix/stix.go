@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -546,7 +547,14 @@ func (b *builder) cmp(c *comparison) (*logic.Node, error) {
 	vals := make([]string, 0, len(c.values))
 	for _, v := range c.values {
 		switch v.kind {
-		case tString, tInt, tFloat:
+		case tFloat:
+			if slices.ContainsFunc(pi.fields, logic.Field.Numeric) {
+				// Valid STIX, but the integer properties are compared as
+				// integers.
+				return b.unsup("%s compares an integer property with the real number %s", c.pathString(), v.text), nil
+			}
+			vals = append(vals, v.text)
+		case tString, tInt:
 			vals = append(vals, v.text)
 		case tIdent:
 			vals = append(vals, v.text) // true, false

@@ -395,3 +395,19 @@ func TestAdversarialDocuments(t *testing.T) {
 		assert.Contains(t, e.Reason, "nested deeper than")
 	})
 }
+
+// TestRealNumberOnIntegerProperty: "[file:size > 1.5]" is valid STIX that
+// cordon does not evaluate: a warning for that indicator, not an error
+// that rejects the bundle.
+func TestRealNumberOnIntegerProperty(t *testing.T) {
+	doc := `[{"type": "indicator", "id": "indicator--1", "pattern": "[file:size > 1.5]"},
+	 {"type": "indicator", "id": "indicator--2", "pattern": "[mutex:name = 'still-loaded']"}]`
+	res, err := Parse([]byte(doc), Config{Name: "b.json"})
+	require.NoError(t, err)
+	require.Len(t, res.Warnings, 1)
+	assert.Equal(t, "[0]", res.Warnings[0].Path)
+	assert.Contains(t, res.Warnings[0].Reason, "real number 1.5")
+	assert.Len(t, res.Indicators, 1)
+	_, err = Parse([]byte(doc), Config{Name: "b.json", Strict: true})
+	assert.ErrorIs(t, err, ErrUnsupported)
+}
