@@ -214,6 +214,7 @@ type compiler struct {
 	scope      []scopeVar
 	nslots     int
 	forOfDepth int // depth of for..of loops (anonymous string allowed)
+	depth      int // nesting of expr calls, bounded by maxExprDepth
 }
 
 // catchPanics turns an internal panic during Compile into an error; the fuzz
@@ -528,7 +529,23 @@ func fold(e *cexpr) *cexpr {
 	return constExpr(e.t, e.ev(nil))
 }
 
+// maxExprDepth bounds the nesting of a condition. YARA's parser stack
+// rejects deeper nesting ("memory exhausted"); without a bound a hostile rule
+// (a million nested parentheses) would overflow the goroutine stack, which
+// is a fatal error, not a panic. Chains of one operator (a or b or c ...)
+// are flat in gyp's AST and do not count.
+const maxExprDepth = 10000
+
 func (c *compiler) expr(e ast.Expression) (*cexpr, error) {
+	c.depth++
+	defer func() { c.depth-- }()
+	if c.depth > maxExprDepth {
+		return nil, c.errf(ErrSyntax, "", "condition nested too deeply (more than %d levels)", maxExprDepth)
+	}
+	return c.expr1(e)
+}
+
+func (c *compiler) expr1(e ast.Expression) (*cexpr, error) {
 	switch n := e.(type) {
 	case *ast.Group:
 		return c.expr(n.Expression)
