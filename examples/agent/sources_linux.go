@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -64,6 +65,25 @@ func startFileWatcher(ctx context.Context, a *agent, cfg *FilesSource) error {
 		}
 		var mu sync.Mutex
 		pending := map[string]*time.Timer{}
+		// schedule reads path once it has not changed for the settle time.
+		schedule := func(path string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if t, ok := pending[path]; ok {
+				t.Reset(cfg.settle)
+				return
+			}
+			pending[path] = time.AfterFunc(cfg.settle, func() {
+				mu.Lock()
+				delete(pending, path)
+				mu.Unlock()
+				if it, err := fileItem(path, cfg.MaxBytes); err != nil {
+					a.log.Debug("file skipped", "path", path, "err", err)
+				} else {
+					a.emit(ctx, it)
+				}
+			})
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -91,34 +111,43 @@ func startFileWatcher(ctx context.Context, a *agent, cfg *FilesSource) error {
 				}
 				if st.IsDir() {
 					if ev.Has(fsnotify.Create) {
-						w.Add(ev.Name)
+						// A new directory (made, or moved in) may hold
+						// files and directories already, made before
+						// its watch was in place: watch its tree and
+						// read what is in it.
+						watchNewDir(a, w, ev.Name, schedule)
 					}
 					continue
 				}
 				if !st.Mode().IsRegular() {
 					continue
 				}
-				path := ev.Name
-				mu.Lock()
-				if t, ok := pending[path]; ok {
-					t.Reset(cfg.settle)
-				} else {
-					pending[path] = time.AfterFunc(cfg.settle, func() {
-						mu.Lock()
-						delete(pending, path)
-						mu.Unlock()
-						if it, err := fileItem(path, cfg.MaxBytes); err != nil {
-							a.log.Debug("file skipped", "path", path, "err", err)
-						} else {
-							a.emit(ctx, it)
-						}
-					})
-				}
-				mu.Unlock()
+				schedule(ev.Name)
 			}
 		}
 	}()
 	return nil
+}
+
+// watchNewDir adds watches on dir and the directories under it, and
+// schedules every regular file found in them.
+func watchNewDir(a *agent, w *fsnotify.Watcher, dir string, schedule func(string)) {
+	filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			a.log.Debug("file watch", "path", p, "err", err)
+			return nil
+		}
+		switch {
+		case de.IsDir():
+			if err := w.Add(p); err != nil {
+				a.log.Warn("file watch", "path", p, "err", err)
+				return fs.SkipDir
+			}
+		case de.Type().IsRegular():
+			schedule(p)
+		}
+		return nil
+	})
 }
 
 // initialScan hands the files already there to the matchers, reporting
@@ -253,17 +282,31 @@ func scanProcesses(ctx context.Context, a *agent, seen map[int]string, hashes ma
 	return n
 }
 
-// hashFile returns the SHA-256 of the file at open (the process image),
-// cached by path.
+// hashFile returns the SHA-256 of the file at open (the process image,
+// /proc/<pid>/exe), cached by path and by the identity and version of the
+// file (device, inode, size, modification and change times): a binary
+// replaced or rewritten at the same path is hashed again, not reported
+// with the hash of the one it replaced.
 func hashFile(cache map[string]string, open, path string) string {
-	if h, ok := cache[path]; ok {
-		return h
-	}
 	f, err := os.Open(open)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	key := path
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		key = fmt.Sprintf("%s\x00%d:%d:%d:%d.%d:%d.%d", path, st.Dev, st.Ino, st.Size,
+			st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+	} else {
+		key = fmt.Sprintf("%s\x00%d:%d", path, fi.Size(), fi.ModTime().UnixNano())
+	}
+	if h, ok := cache[key]; ok {
+		return h
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, io.LimitReader(f, 256<<20)); err != nil {
 		return ""
@@ -272,7 +315,7 @@ func hashFile(cache map[string]string, open, path string) string {
 	if len(cache) > 10000 {
 		clear(cache)
 	}
-	cache[path] = s
+	cache[key] = s
 	return s
 }
 

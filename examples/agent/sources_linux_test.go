@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -122,4 +124,117 @@ func TestScanConnections(t *testing.T) {
 	if len(a.items) != 0 {
 		t.Fatalf("known connections reported again: %d", len(a.items))
 	}
+}
+
+// TestScanProcessesRehashesReplacedImage: a new process whose image was
+// replaced at the same path since an earlier process ran from it carries
+// the new image's hash, not the cached one of the old image.
+func TestScanProcessesRehashesReplacedImage(t *testing.T) {
+	root := t.TempDir()
+	old := procRoot
+	procRoot = root
+	t.Cleanup(func() { procRoot = old })
+	bin := filepath.Join(t.TempDir(), "tool")
+	mk := func(pid string) {
+		d := filepath.Join(root, pid)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "stat"), []byte(pid+" (tool) S 1 1 1"), 0o644)
+		os.WriteFile(filepath.Join(d, "cmdline"), []byte("tool\x00"), 0o644)
+		os.Symlink(bin, filepath.Join(d, "exe"))
+	}
+	hashOf := func(a *agent) string {
+		t.Helper()
+		it := <-a.items
+		return it.ev.Process.SHA256
+	}
+	const sumHW = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9" // "hello world"
+	if err := os.WriteFile(bin, []byte("hello world"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := testAgent()
+	seen, hashes := map[int]string{}, map[string]string{}
+	mk("100")
+	scanProcesses(context.Background(), a, seen, hashes)
+	if got := hashOf(a); got != sumHW {
+		t.Fatalf("first image: %s", got)
+	}
+	// Replaced by rename (a new inode), same size and modification time.
+	st, err := os.Stat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := bin + ".new"
+	if err := os.WriteFile(tmp, []byte("hello xorld"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(tmp, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		t.Fatal(err)
+	}
+	want := sha256Hex("hello xorld")
+	mk("101")
+	scanProcesses(context.Background(), a, seen, hashes)
+	if got := hashOf(a); got != want {
+		t.Fatalf("replaced image reported with hash %s, want %s", got, want)
+	}
+	// Rewritten in place (same inode, modification time put back; the
+	// size differs, as the timestamps may not within a clock tick).
+	if err := os.WriteFile(bin, []byte("hello world, again"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(bin, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	mk("102")
+	scanProcesses(context.Background(), a, seen, hashes)
+	if got, want := hashOf(a), sha256Hex("hello world, again"); got != want {
+		t.Fatalf("image rewritten in place reported with hash %s, want %s", got, want)
+	}
+	// Unchanged: the cache answers (the same hash).
+	mk("103")
+	scanProcesses(context.Background(), a, seen, hashes)
+	if got, want := hashOf(a), sha256Hex("hello world, again"); got != want || len(hashes) != 3 {
+		t.Fatalf("unchanged image: hash %s (want %s), %d cache entries (want 3)", got, want, len(hashes))
+	}
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// TestFileWatcherNewDirectoryContents: a directory tree moved into a
+// watched directory (an archive extracted elsewhere, then moved) is
+// read: its files were there before any watch on it could report them.
+func TestFileWatcherNewDirectoryContents(t *testing.T) {
+	watch := t.TempDir()
+	env := startAgent(t, "", "sources: {files: {dirs: ["+watch+"], settle: 20ms}}\n")
+	tree := filepath.Join(t.TempDir(), "extracted")
+	nested := filepath.Join(tree, "docs", "2026")
+	if err := os.MkdirAll(nested, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(nested, "README_RESTORE.txt"), []byte("Your files have been encrypted!\nsend 2 BTC to get them back\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tree, filepath.Join(watch, "extracted")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "isolation after the ransom note in the moved tree", func() bool { return env.a.mgr.Status().State == isolation.StateOn })
+	// The new directories are watched too: a file written later in one
+	// is read.
+	m := waitMetrics(t, env.a.metricsAddr, `cordon_agent_detections_total{engine="yara"} 1`+"\n")
+	if !strings.Contains(m, `cordon_agent_events_total{source="files"} 1`+"\n") {
+		t.Errorf("metrics: want one file event:\n%s", m)
+	}
+	tmp := filepath.Join(t.TempDir(), "note2.txt")
+	if err := os.WriteFile(tmp, []byte("YOUR FILES HAVE BEEN ENCRYPTED again: send 3 BTC\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(watch, "extracted", "docs", "2026", "note2.txt")); err != nil {
+		t.Fatal(err)
+	}
+	waitMetrics(t, env.a.metricsAddr, `cordon_agent_detections_total{engine="yara"} 2`+"\n", `cordon_agent_events_total{source="files"} 2`+"\n")
 }
