@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -149,6 +150,11 @@ func (b *Bus) connect(ctx context.Context) error {
 			opts = append(opts, o)
 		}
 		if cfg.TLS != nil {
+			// TLS is required whatever the files: without Secure the
+			// client would talk plain text to a server that does not
+			// ask for TLS (CAFile empty means the system roots, not
+			// "no TLS").
+			opts = append(opts, nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12}))
 			if cfg.TLS.CAFile != "" {
 				opts = append(opts, nats.RootCAs(cfg.TLS.CAFile))
 			}

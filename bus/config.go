@@ -81,7 +81,9 @@ type Config struct {
 	CredsFile    string
 	NKeySeedFile string
 
-	// TLS, when not nil, configures TLS to the servers.
+	// TLS, when not nil, requires TLS (1.2 or later) to the servers,
+	// even with every field empty: a server that does not offer TLS is
+	// refused.
 	TLS *TLSConfig
 
 	// ConnectTimeout bounds the first connection. Zero: 5s. After the

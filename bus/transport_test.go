@@ -229,3 +229,20 @@ func TestCredsAuthentication(t *testing.T) {
 	b := bustest.New(t, bus.Config{URLs: []string{srv.URL()}, CredsFile: credsFile})
 	roundTrip(t, b, b)
 }
+
+// TestTLSRequiredWithSystemRoots: a TLSConfig with no files still means
+// TLS (with the system roots): a server that does not offer TLS is
+// refused, never talked to in plain text.
+func TestTLSRequiredWithSystemRoots(t *testing.T) {
+	srv := bustest.StartServer(t) // no TLS
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{URLs: []string{srv.URL()}, TLS: &bus.TLSConfig{}})
+	if err == nil {
+		b.Close(ctx)
+		t.Fatal("connected in plain text although TLS was configured")
+	}
+	if !strings.Contains(err.Error(), "secure") {
+		t.Errorf("error %v does not say TLS was required", err)
+	}
+}
