@@ -15,7 +15,14 @@ import (
 // encoding/json with unknown fields refused and nothing after the object,
 // then Validate. ioc.DecodeDetection, which takes a faster path for the
 // common form, must agree with it on every input.
+//
+// encoding/json matches keys without case ("ID", even "ſchema") and takes
+// the last of repeated keys; the wire contract has exact, unique keys, so
+// the reference first refuses any other key (checkKeys).
 func referenceDecode(data []byte) (ioc.Detection, error) {
+	if err := checkKeys(json.NewDecoder(bytes.NewReader(data))); err != nil {
+		return ioc.Detection{}, err
+	}
 	type plain ioc.Detection // without Detection's UnmarshalJSON
 	var p plain
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -34,6 +41,51 @@ func referenceDecode(data []byte) (ioc.Detection, error) {
 }
 
 var errTrailing = jsonErr("trailing data")
+
+// checkKeys walks one JSON value and refuses an object key that is
+// repeated in its object or is not written as the schema's field names
+// are (lower-case ASCII letters, digits and '_'), so that a key can only
+// match a field exactly.
+func checkKeys(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			k, _ := kt.(string)
+			if seen[k] {
+				return jsonErr("repeated key " + k)
+			}
+			seen[k] = true
+			for _, c := range k {
+				if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+					return jsonErr("key not in the schema's spelling: " + k)
+				}
+			}
+			if err := checkKeys(dec); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+		return err
+	case json.Delim('['):
+		for dec.More() {
+			if err := checkKeys(dec); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+		return err
+	}
+	return nil
+}
 
 type jsonErr string
 
@@ -131,6 +183,7 @@ func TestDecodeDetectionFastPathAgrees(t *testing.T) {
 			for _, v := range [][]byte{
 				indented,
 				bytes.Replace(data, []byte(`"id"`), []byte(`"ID"`), 1),                            // case-folded key
+				bytes.Replace(data, []byte(`"schema"`), []byte(`"\u017fchema"`), 1),               // folded by encoding/json (long s)
 				bytes.Replace(data, []byte(`"rule":"rule-1"`), []byte(`"rule":"rule-\u0031"`), 1), // escape
 				bytes.Replace(data, []byte(`"rule":"rule-1"`), []byte(`"rule":null`), 1),
 				bytes.Replace(data, []byte(`"rule":"rule-1"`), []byte(`"rule":"a","rule":"b"`), 1), // repeated key
