@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nkeys"
 
 	"github.com/cordonsec/cordon/bus"
 	"github.com/cordonsec/cordon/bus/bustest"
@@ -54,6 +57,29 @@ func keygen(t *testing.T) (path, pub string) {
 		t.Fatalf("seed file: %v %v", st, err)
 	}
 	return path, pub
+}
+
+// TestKeygenPrints: without --out (the README's try-out) keygen prints the
+// public key and a seed that signs as that key.
+func TestKeygenPrints(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"keygen"}, &out, &errOut); code != 0 {
+		t.Fatalf("keygen: exit %d: %s", code, errOut.String())
+	}
+	var pub, seed string
+	if _, err := fmt.Sscanf(out.String(), "public key: %s\nseed: %s\n", &pub, &seed); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	kp, err := nkeys.FromSeed([]byte(seed))
+	if err != nil {
+		t.Fatalf("seed %q: %v", seed, err)
+	}
+	if got, err := kp.PublicKey(); err != nil || got != pub || !strings.HasPrefix(pub, "A") {
+		t.Fatalf("seed's public key %q (%v), printed %q", got, err, pub)
+	}
+	if !strings.Contains(errOut.String(), "keep the seed secret") {
+		t.Errorf("no warning about the printed seed: %q", errOut.String())
+	}
 }
 
 func TestKeygenRefusesToOverwrite(t *testing.T) {
@@ -220,7 +246,7 @@ func TestUsage(t *testing.T) {
 		{nil, 2},
 		{[]string{"nope"}, 2},
 		{[]string{"help"}, 0},
-		{[]string{"keygen"}, 2},
+		{[]string{"keygen", "extra"}, 2},
 		{[]string{"isolate"}, 2},
 		{[]string{"isolate", "h-1", "--bus", "nats://127.0.0.1:1"}, 2},                                      // no key
 		{[]string{"isolate", "h-1", "--until-released", "--duration", "1h", "--key", "k", "--bus", "x"}, 2}, // both

@@ -2,7 +2,7 @@
 // commands with the operator's key and sends them to hosts over the bus,
 // shows the hosts' isolation state and follows the audit trail.
 //
-//	console keygen --out FILE
+//	console keygen [--out FILE]
 //	console isolate HOST [--duration 8h | --until-released] [--exclusions FILE] [--reason TEXT] [--wait 30s]
 //	console release HOST [--reason TEXT] [--wait 30s]
 //	console status [HOST]

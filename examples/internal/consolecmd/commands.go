@@ -106,12 +106,12 @@ func parse(fs *flag.FlagSet, args []string) error {
 }
 
 func cmdKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keygen", stderr, "--out FILE")
-	out := fs.String("out", "", "file to write the seed to (mode 0600; must not exist)")
+	fs := newFlags("keygen", stderr, "[--out FILE]")
+	out := fs.String("out", "", "file to write the seed to (mode 0600; must not exist); without it the seed is printed")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *out == "" || fs.NArg() > 0 {
+	if fs.NArg() > 0 {
 		fs.Usage()
 		return &exitError{code: 2}
 	}
@@ -126,6 +126,13 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 	pub, err := kp.PublicKey()
 	if err != nil {
 		return err
+	}
+	if *out == "" {
+		// A try-out: the seed on standard output, for the operator to
+		// keep in a file of their own.
+		fmt.Fprintf(stderr, "console: keep the seed secret: save it in a file only you can read (mode 0600) and sign with --key FILE; --out FILE writes it there\n")
+		fmt.Fprintf(stdout, "public key: %s\nseed:       %s\n", pub, seed)
+		return nil
 	}
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {

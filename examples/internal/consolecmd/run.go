@@ -10,7 +10,7 @@ import (
 
 // Usage is the console's usage text.
 const Usage = `usage:
-  console keygen --out FILE
+  console keygen [--out FILE]
   console isolate HOST [--duration D | --until-released] [--exclusions FILE] [--reason TEXT] [--wait D]
   console release HOST [--reason TEXT] [--wait D]
   console status [HOST]
