@@ -41,7 +41,9 @@
 // Durations: zero means the mode's default (8h unless configured), never
 // "forever"; Request.UntilReleased exists for manual mode only. Isolating
 // an isolated host extends the deadline to the later one, never earlier,
-// and re-applies if the mode (so the exclusion list) changes. The Manager
+// and re-applies if the mode (so the exclusion list) changes; an automatic
+// request on a manual isolation held until released changes nothing but
+// the audit trail (until released stays manual, with the host's list). The Manager
 // releases by itself at the deadline, and optionally (Config.DeadMan) when
 // the management channel has been reported down for a period.
 //

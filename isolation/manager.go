@@ -421,8 +421,13 @@ func (m *Manager) isolateLocked(ctx context.Context, req Request) error {
 	case deadline.After(cur.Deadline):
 		rec.Deadline = deadline
 	}
-	changed := cur.Mode != req.Mode || !cur.Exclusions.Equal(excl)
-	rec.Mode, rec.Exclusions = req.Mode, excl
+	// An operator's hold "until released" is manual only: an automatic
+	// request on top of it neither ends the hold nor takes it over with
+	// the policy's exclusions; it is recorded as an extension.
+	if !cur.UntilReleased || req.Mode == ModeManual {
+		rec.Mode, rec.Exclusions = req.Mode, excl
+	}
+	changed := cur.Mode != rec.Mode || !cur.Exclusions.Equal(rec.Exclusions)
 	rec.Reason, rec.Requester, rec.CommandID = req.Reason, req.Requester, req.CommandID
 	if !changed && cur.State == StateOn {
 		m.transition(ctx, rec, EventExtended, req.Requester, req.Reason, req.CommandID, "")

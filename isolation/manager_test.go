@@ -281,6 +281,11 @@ func TestCustomDurationAndUntilReleased(t *testing.T) {
 		if !st.UntilReleased {
 			t.Fatalf("automatic re-isolation shortened an until-released one: %+v", st)
 		}
+		// Nor does it take the hold over: until released is manual only,
+		// with the host's own exclusions.
+		if st.Mode != isolation.ModeManual {
+			t.Fatalf("automatic re-isolation made an until-released isolation automatic: %+v", st)
+		}
 	})
 }
 
