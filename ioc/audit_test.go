@@ -2,6 +2,7 @@ package ioc
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -216,4 +217,60 @@ func TestFastDecodeIsReflective(t *testing.T) {
 		require.True(t, r.event(&fast) && r.end(), "the fast path reads %s", line)
 		assert.Equal(t, Event(slow), fast)
 	}
+}
+
+// TestGlobIndex: globs are found through any literal element, each
+// matches once however often its element repeats, and globs without a
+// literal element are still tried.
+func TestGlobIndex(t *testing.T) {
+	set, err := Compile([]Indicator{
+		{ID: "mid", Kind: KindFilePath, Value: `C:\Users\*\AppData\Roaming\*.exe`},
+		{ID: "base", Kind: KindFilePath, Value: `C:\Users\*\evil.exe`},
+		{ID: "none", Kind: KindFilePath, Value: `C:\*\*\*.scr`},
+		{ID: "unix", Kind: KindFilePath, Value: "/tmp/**/x/*.so"},
+		{ID: "dup", Kind: KindFilePath, Value: `C:\Users\*\AppData\Roaming\*.exe`},
+	})
+	require.NoError(t, err)
+	ids := func(os, path string) []string {
+		var out []string
+		for _, m := range set.Match(fileEv(os, FileEvent{Path: path}), t0) {
+			out = append(out, m.Indicator.ID)
+		}
+		return out
+	}
+	assert.ElementsMatch(t, []string{"mid", "dup"}, ids("windows", `c:\users\bob\appdata\roaming\Upd.EXE`))
+	assert.ElementsMatch(t, []string{"base"}, ids("windows", `C:/Users/bob/EVIL.exe`))
+	assert.ElementsMatch(t, []string{"none"}, ids("windows", `C:\a\b\c.scr`))
+	assert.ElementsMatch(t, []string{"unix"}, ids("linux", "/tmp/x/x/x/a.so"), "an element repeated: one match")
+	assert.Empty(t, ids("linux", "/tmp/X/a.so"))
+	assert.Empty(t, ids("windows", `c:\users\bob\appdata\local\upd.exe`))
+}
+
+// TestManyGlobsBuild: adding globs is not quadratic (a duplicate pattern
+// is found by a map), and a glob too large to compile is an error, never
+// a panic.
+func TestManyGlobsBuild(t *testing.T) {
+	inds := make([]Indicator, 20000)
+	for i := range inds {
+		inds[i] = Indicator{Kind: KindFilePath, Value: "/opt/" + strings.Repeat("d", i%7+1) + "/*/" + strconv.Itoa(i) + ".so"}
+	}
+	set, err := Compile(inds)
+	require.NoError(t, err)
+	got := set.Match(fileEv("linux", FileEvent{Path: "/opt/d/x/19999.so"}), t0)
+	require.Len(t, got, 1)
+	assert.Equal(t, "/opt/d/*/19999.so", got[0].Indicator.Value)
+
+	huge := "/" + strings.Repeat("*a?", 1<<20)
+	_, err = Compile([]Indicator{{ID: "huge", Kind: KindFilePath, Value: huge}})
+	var ie *IndicatorError
+	require.ErrorAs(t, err, &ie)
+	assert.Contains(t, ie.Reason, "a path has at most 32767")
+	assert.ErrorIs(t, err, ErrInvalidValue)
+
+	// The longest path accepted, all wildcards, builds and matches.
+	long := "/" + strings.Repeat("*/", maxPathLen/2-1) + "?"
+	require.LessOrEqual(t, len(long), maxPathLen)
+	set, err = Compile([]Indicator{{ID: "long", Kind: KindFilePath, Value: long}})
+	require.NoError(t, err)
+	assert.Empty(t, set.Match(fileEv("linux", FileEvent{Path: "/a/b"}), t0))
 }

@@ -10,9 +10,11 @@ import (
 	"testing"
 )
 
-// benchIndicators makes n indicators of mixed kinds, deterministically:
-// 40% sha256, 10% md5, 10% sha1, 15% IPv4, 5% IPv6, 5% CIDR, 10% domains,
-// 5% URLs; a few sources share metadata, as real feeds do.
+// benchIndicators makes n indicators of every kind, deterministically:
+// 36% sha256, 10% md5, 10% sha1, 2% sha512, 15% IPv4, 5% IPv6, 5% CIDR,
+// 8% domains, 2% host names, 2% URLs, and 1% each of file paths (a tenth
+// of them globs), file names, process names, registry keys and mutexes; a
+// few sources share metadata, as real feeds do.
 func benchIndicators(n int) []Indicator {
 	r := rand.New(rand.NewPCG(1, 2))
 	inds := make([]Indicator, n)
@@ -27,8 +29,12 @@ func benchIndicators(n int) []Indicator {
 	for i := range inds {
 		ind := Indicator{ID: fmt.Sprintf("ind-%07d", i), Source: sources[i%len(sources)], Severity: Severity(1 + i%4), Score: 50 + i%50}
 		switch p := r.IntN(100); {
-		case p < 40:
+		case p < 36:
 			ind.Kind, ind.Value = KindSHA256, digest(32)
+		case p < 38:
+			ind.Kind, ind.Value = KindSHA512, digest(64)
+		case p < 40:
+			ind.Kind, ind.Value = KindHostname, fmt.Sprintf("h%x.example%d.org", r.Uint64(), r.IntN(100))
 		case p < 50:
 			ind.Kind, ind.Value = KindMD5, digest(16)
 		case p < 60:
@@ -45,10 +51,24 @@ func benchIndicators(n int) []Indicator {
 		case p < 85:
 			a := netip.AddrFrom4([4]byte{byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32()), 0})
 			ind.Kind, ind.Value = KindCIDR, netip.PrefixFrom(a, 16+r.IntN(9)).Masked().String()
-		case p < 95:
+		case p < 93:
 			ind.Kind, ind.Value = KindDomain, fmt.Sprintf("d%x.example%d.com", r.Uint64(), r.IntN(100))
-		default:
+		case p < 95:
 			ind.Kind, ind.Value = KindURL, fmt.Sprintf("http://h%x.example.net/path/%x?q=%d", r.Uint32(), r.Uint64(), r.IntN(1000))
+		case p < 96:
+			if r.IntN(10) == 0 {
+				ind.Kind, ind.Value = KindFilePath, fmt.Sprintf(`C:\Users\*\AppData\Roaming\%x\*.exe`, r.Uint32())
+			} else {
+				ind.Kind, ind.Value = KindFilePath, fmt.Sprintf(`C:\Users\Public\%x\%x.exe`, r.Uint32(), r.Uint32())
+			}
+		case p < 97:
+			ind.Kind, ind.Value = KindFileName, fmt.Sprintf("%x.dll", r.Uint64())
+		case p < 98:
+			ind.Kind, ind.Value = KindProcessName, fmt.Sprintf("%x.exe", r.Uint32())
+		case p < 99:
+			ind.Kind, ind.Value = KindRegistryKey, fmt.Sprintf(`HKLM\Software\Microsoft\Windows\CurrentVersion\Run\%x`, r.Uint32())
+		default:
+			ind.Kind, ind.Value = KindMutex, fmt.Sprintf(`Global\%x`, r.Uint64())
 		}
 		inds[i] = ind
 	}
@@ -145,6 +165,15 @@ func BenchmarkMatch1M(b *testing.B) {
 		{"domain/hit-subdomain", eventsOf(prefixAll("a.b.", values(KindDomain, 4096)), func(v string) *Event { return dnsEv(v) }), true},
 		{"domain/miss", eventsOf([]string{"www.good.example.org", "mail.example.com"}, func(v string) *Event { return dnsEv(v) }), false},
 		{"url/hit", eventsOf(values(KindURL, 4096), httpEv), true},
+		{"sha512/hit", eventsOf(values(KindSHA512, 4096), func(v string) *Event { return fileEv("linux", FileEvent{SHA512: v}) }), true},
+		{"hostname/hit", eventsOf(values(KindHostname, 4096), func(v string) *Event { return dnsEv(v) }), true},
+		{"file-path/hit", eventsOf(exactPaths(values(KindFilePath, 4096)), func(v string) *Event { return fileEv("windows", FileEvent{Path: v}) }), true},
+		{"file-path/miss", eventsOf([]string{`C:\Windows\System32\kernel32.dll`, `C:\Users\bob\AppData\Roaming\x\a.dll`}, func(v string) *Event { return fileEv("windows", FileEvent{Path: v}) }), false},
+		{"file-name/hit", eventsOf(values(KindFileName, 4096), func(v string) *Event { return fileEv("windows", FileEvent{Name: v}) }), true},
+		{"process-name/hit", eventsOf(values(KindProcessName, 4096), func(v string) *Event { return procEv("windows", ProcessEvent{Name: v}) }), true},
+		{"registry-key/hit", eventsOf(values(KindRegistryKey, 4096), func(v string) *Event { return regEv(v, "") }), true},
+		{"mutex/hit", eventsOf(values(KindMutex, 4096), mutexEv), true},
+		{"mutex/miss", eventsOf([]string{`Global\nope`, "other"}, mutexEv), false},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
@@ -160,6 +189,17 @@ func BenchmarkMatch1M(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
 		})
 	}
+}
+
+// exactPaths drops the globs.
+func exactPaths(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		if !isGlob(v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func eventsOf(vals []string, mk func(string) *Event) []*Event {

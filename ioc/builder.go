@@ -110,7 +110,11 @@ func (b *Builder) Add(ind Indicator) error {
 	case KindFilePath:
 		if isGlob(n.Value) {
 			e.glob = true
-			e.key, prev, existed = s.globs.add(n.Value, i)
+			var err error
+			if e.key, prev, existed, err = s.globs.add(n.Value, i); err != nil {
+				return b.fail(&IndicatorError{Index: index, ID: ind.ID, Kind: ind.Kind, Value: ind.Value,
+					Reason: "the glob does not compile: " + err.Error(), Err: ErrInvalidValue})
+			}
 			break
 		}
 		e.key, prev, existed = b.strTable(n.Kind).upsert([]byte(n.Value), i)

@@ -68,6 +68,9 @@ func Normalize(k Kind, value string) (string, error) {
 	case KindURL:
 		return normalizeURL(v)
 	case KindFilePath:
+		if len(v) > maxPathLen {
+			return "", invalid("is %d bytes long, a path has at most %d", len(v), maxPathLen)
+		}
 		return normalizePath(v), nil
 	case KindFileName:
 		if strings.ContainsAny(v, `/\`) {
@@ -374,6 +377,10 @@ func unhex(c byte) byte {
 	}
 	return c - 'A' + 10
 }
+
+// maxPathLen is the longest file path accepted: Windows' limit for
+// extended-length paths (Linux's PATH_MAX is 4096).
+const maxPathLen = 32767
 
 // isWindowsPath reports whether p is written the Windows way: a drive
 // letter, a UNC or device prefix, or a backslash anywhere.

@@ -499,13 +499,16 @@ func lowerASCIIOrFold(v string) string {
 	return v
 }
 
-// globIndex holds the file-path indicators that are globs. Globs whose last
-// element is literal are found through that element; the others are tried
-// one by one.
+// globIndex holds the file-path indicators that are globs. A glob with a
+// literal path element (one without "*" or "?") is found through it: its
+// last element when that is literal, else its longest literal one, so a
+// path event tries only the globs that name one of its elements. Globs
+// without any literal element are tried one by one.
 type globIndex struct {
-	all    []glob
-	byBase map[string][]uint32 // literal last element -> indices in all
-	rest   []uint32
+	all       []glob
+	byPattern map[string]uint32   // pattern -> index in all
+	byElem    map[string][]uint32 // literal element -> indices in all
+	rest      []uint32
 }
 
 type glob struct {
@@ -518,14 +521,13 @@ type glob struct {
 func isGlob(p string) bool { return strings.ContainsAny(p, "*?") }
 
 // add compiles the glob p (normalized) for entry i, or, if the same pattern
-// is there already, returns its index with ok true.
-func (g *globIndex) add(p string, i uint32) (idx uint32, prevHead uint32, existed bool) {
-	for j := range g.all { // duplicate patterns are rare; globs are few
-		if g.all[j].pattern == p {
-			prev := g.all[j].entry
-			g.all[j].entry = i
-			return uint32(j), prev, true
-		}
+// is there already, returns its index with existed true. It fails when the
+// pattern does not compile (one too large for the regexp engine).
+func (g *globIndex) add(p string, i uint32) (idx uint32, prevHead uint32, existed bool, err error) {
+	if j, ok := g.byPattern[p]; ok {
+		prev := g.all[j].entry
+		g.all[j].entry = i
+		return j, prev, true, nil
 	}
 	win := isWindowsPath(p)
 	sep := "/"
@@ -555,39 +557,96 @@ func (g *globIndex) add(p string, i uint32) (idx uint32, prevHead uint32, existe
 		}
 	}
 	re.WriteString(`$`)
-	idx = uint32(len(g.all))
-	g.all = append(g.all, glob{pattern: p, re: regexp.MustCompile(re.String()), entry: i, windows: win})
-	base := baseName(p)
-	if isGlob(base) {
-		g.rest = append(g.rest, idx)
-	} else {
-		if g.byBase == nil {
-			g.byBase = map[string][]uint32{}
-		}
-		g.byBase[base] = append(g.byBase[base], idx)
+	rx, err := regexp.Compile(re.String())
+	if err != nil {
+		return 0, 0, false, err
 	}
-	return idx, 0, false
+	idx = uint32(len(g.all))
+	g.all = append(g.all, glob{pattern: p, re: rx, entry: i, windows: win})
+	if g.byPattern == nil {
+		g.byPattern = map[string]uint32{}
+	}
+	g.byPattern[p] = idx
+	if key := globKey(p, sep); key != "" {
+		if g.byElem == nil {
+			g.byElem = map[string][]uint32{}
+		}
+		g.byElem[key] = append(g.byElem[key], idx)
+	} else {
+		g.rest = append(g.rest, idx)
+	}
+	return idx, 0, false, nil
+}
+
+// globKey returns the literal element of the glob p through which it is
+// indexed: the last element when literal, else the longest literal one
+// (a drive "c:" aside), else "".
+func globKey(p, sep string) string {
+	elems := strings.Split(p, sep)
+	if last := elems[len(elems)-1]; last != "" && !isGlob(last) {
+		return last
+	}
+	key := ""
+	for _, el := range elems {
+		if isGlob(el) || len(el) <= len(key) || len(el) == 2 && el[1] == ':' {
+			continue
+		}
+		key = el
+	}
+	return key
 }
 
 // match calls found with the head entry of every glob that matches the
-// normalized path p.
+// normalized path p, once each.
 func (g *globIndex) match(p string, found func(head uint32)) {
 	if len(g.all) == 0 {
 		return
 	}
 	win := isWindowsPath(p)
+	sep := byte('/')
+	if win {
+		sep = '\\'
+	}
 	try := func(j uint32) {
 		gl := &g.all[j]
 		if gl.windows == win && gl.re.MatchString(p) {
 			found(gl.entry)
 		}
 	}
-	for _, j := range g.byBase[baseName(p)] {
-		try(j)
+	if len(g.byElem) > 0 {
+		for start := 0; start <= len(p); {
+			end := strings.IndexByte(p[start:], sep)
+			if end < 0 {
+				end = len(p)
+			} else {
+				end += start
+			}
+			if js, ok := g.byElem[p[start:end]]; ok && !hasElem(p[:start], p[start:end], sep) {
+				for _, j := range js {
+					try(j)
+				}
+			}
+			start = end + 1
+		}
 	}
 	for _, j := range g.rest {
 		try(j)
 	}
+}
+
+// hasElem reports whether the path prefix p has the element el.
+func hasElem(p, el string, sep byte) bool {
+	for p != "" {
+		i := strings.IndexByte(p, sep)
+		if i < 0 {
+			return p == el
+		}
+		if p[:i] == el {
+			return true
+		}
+		p = p[i+1:]
+	}
+	return false
 }
 
 func (g *globIndex) bytes() int { return len(g.all) * 400 }
