@@ -58,6 +58,11 @@ type Decision struct {
 	// ResultDone when any rule acted, ResultSuppressed or ResultDryRun.
 	Result string         `json:"result"`
 	Rules  []RuleDecision `json:"rules"`
+	// Truncated is set by a Sink that had to shorten the record's text
+	// (indicator values, action arguments, details, errors) to store it
+	// within the bus's message size limit; rules, results and action
+	// types are kept.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // RuleDecision is one fired rule in a Decision.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -29,21 +30,82 @@ type Sink struct {
 }
 
 // Record implements response.Sink. It returns once the stream stored the
-// event, or with the bus error.
+// event, or with the bus error. A decision too large for the bus (long
+// indicator values or rendered arguments, many rules) is stored with its
+// text cut short and Truncated set, rather than refused: a refusal would
+// have the detection delivered again and refused again until it is
+// dead-lettered, its decision never recorded.
 func (s Sink) Record(ctx context.Context, d *response.Decision) error {
-	data, err := json.Marshal(d)
+	err := s.publish(ctx, d, d)
+	for _, limit := range []int{1 << 10, 64, 0} {
+		if !errors.Is(err, bus.ErrTooLarge) {
+			break
+		}
+		err = s.publish(ctx, d, shrink(d, limit))
+	}
 	if err != nil {
 		return fmt.Errorf("responsebus: decision %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+func (s Sink) publish(ctx context.Context, d, rec *response.Decision) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
 	}
 	id := d.ID
 	if d.Result == response.ResultFailed {
 		id += ".failed"
 	}
 	_, err = s.Bus.PublishEvent(ctx, bus.Event{ID: id, Time: d.Time, Host: d.Host, Kind: EventKindDecision, Source: "response", Data: data})
-	if err != nil {
-		return fmt.Errorf("responsebus: decision %s: %w", d.ID, err)
+	return err
+}
+
+// shrink returns a copy of d with every free text cut to limit bytes
+// (action arguments dropped when limit is 0) and Truncated set.
+func shrink(d *response.Decision, limit int) *response.Decision {
+	c := *d
+	c.Truncated = true
+	c.Rules = make([]response.RuleDecision, len(d.Rules))
+	for i, r := range d.Rules {
+		r.IndicatorValue = cut(r.IndicatorValue, limit)
+		r.SuppressKey = cut(r.SuppressKey, limit)
+		r.Error = cut(r.Error, limit)
+		acts := make([]response.ActionRecord, len(r.Actions))
+		for j, a := range r.Actions {
+			a.Detail, a.Error = cut(a.Detail, limit), cut(a.Error, limit)
+			if limit == 0 {
+				a.Args = nil
+			} else if a.Args != nil {
+				args := make(map[string]any, len(a.Args))
+				for k, v := range a.Args {
+					if str, ok := v.(string); ok {
+						v = cut(str, limit)
+					}
+					args[k] = v
+				}
+				a.Args = args
+			}
+			acts[j] = a
+		}
+		r.Actions = acts
+		c.Rules[i] = r
 	}
-	return nil
+	return &c
+}
+
+// cut shortens s to at most limit bytes, on a rune boundary, marking the
+// cut with "…".
+func cut(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	i := limit
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 // Publisher publishes notify messages on their subject with core NATS,

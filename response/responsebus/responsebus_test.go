@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nkeys"
 
@@ -506,5 +508,66 @@ func TestRunOverBusRetriesFailedIsolation(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// A decision larger than the bus's message limit (here: four rules that
+// each record a 100 KB indicator value, and render it into their log
+// action) is stored shortened and marked Truncated, with every rule and
+// action result kept, instead of being refused: a refusal had the
+// detection delivered again, refused again, and dead-lettered without
+// its decision.
+func TestSinkStoresOversizedDecisionTruncated(t *testing.T) {
+	b := bustest.New(t, bus.Config{Logger: slog.New(slog.DiscardHandler)})
+	eng, err := response.New(response.Config{Sink: responsebus.Sink{Bus: b}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src bytes.Buffer
+	for _, n := range []string{"a", "b", "c", "d"} {
+		src.WriteString("- name: " + n + "\n  when: 'true'\n  actions: [ {log: {message: \"{{ indicator.value }}\", level: debug}} ]\n")
+	}
+	if err := eng.LoadBytes("big.yaml", src.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	d := detection("d-big", "h1")
+	d.Indicators[0].Kind = ioc.KindURL
+	d.Indicators[0].Value = "http://example.com/" + string(bytes.Repeat([]byte("é"), 50_000))
+	dec, err := eng.Handle(ctxT(t), &d)
+	if err != nil {
+		t.Fatalf("Handle: %v (the decision was not recorded)", err)
+	}
+	if dec.Result != response.ResultDone || len(dec.Rules) != 4 {
+		t.Fatalf("decision %s with %d rules", dec.Result, len(dec.Rules))
+	}
+	got := make(chan bus.Event, 1)
+	sub, err := b.ConsumeEvents(ctxT(t), bus.ConsumerConfig{}, func(_ context.Context, e bus.Event, _ bus.Delivery) error {
+		got <- e
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	var e bus.Event
+	select {
+	case e = <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no decision event stored")
+	}
+	var stored response.Decision
+	if err := json.Unmarshal(e.Data, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if e.ID != dec.ID || !stored.Truncated || stored.ID != dec.ID || stored.Result != response.ResultDone || len(stored.Rules) != 4 {
+		t.Fatalf("stored event %s: decision %s truncated=%v result %s, %d rules", e.ID, stored.ID, stored.Truncated, stored.Result, len(stored.Rules))
+	}
+	for _, r := range stored.Rules {
+		if len(r.Actions) != 1 || r.Actions[0].Type != "log" || r.Actions[0].Result != "done" {
+			t.Fatalf("rule %s actions %+v", r.Rule, r.Actions)
+		}
+		if len(r.IndicatorValue) > 1100 || !strings.HasSuffix(r.IndicatorValue, "…") || !utf8.ValidString(r.IndicatorValue) {
+			t.Fatalf("indicator value of %d bytes, not cut on a rune boundary", len(r.IndicatorValue))
+		}
 	}
 }
