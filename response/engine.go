@@ -122,8 +122,9 @@ type DetectionSource interface {
 // Config configures an Engine. The zero value is valid: every field has a
 // documented default.
 type Config struct {
-	// Load configures rule compilation (limits, isolation maximum, policy
-	// profiles, the action registry).
+	// Load configures rule compilation (limits, isolation maximum, the
+	// action registry). Exclusion profiles are not here: an automatic
+	// isolation takes them from the host's policy.
 	Load LoadConfig
 	// Services are what actions act through (Isolator, Publisher, Tagger;
 	// Logger nil: the engine's Logger).

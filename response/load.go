@@ -834,7 +834,7 @@ type ActionArgs struct {
 	field string
 	// Rule is the name of the rule the action belongs to.
 	Rule string
-	// Config is the load configuration (limits, profiles).
+	// Config is the load configuration (limits, the registry).
 	Config *LoadConfig
 }
 
