@@ -360,10 +360,84 @@ func (c *compiler) parseError(err error) error {
 				}
 			}
 		}
+		end := len(c.pp.text)
+		if gl < len(c.lineOff) {
+			end = c.lineOff[gl]
+		}
+		if col > 0 {
+			end = min(end, c.lineOff[gl-1]+col)
+		}
 		file, line := c.pp.position(gl)
-		return &CompileError{Kind: kind, File: file, Line: line, Column: col, Msg: ge.Message}
+		rule := ruleBefore(c.pp.text, end)
+		msg := strings.TrimPrefix(ge.Message, fmt.Sprintf("rule %q: ", rule))
+		return &CompileError{Kind: kind, File: file, Line: line, Column: col, Rule: rule, Msg: msg}
 	}
 	return &CompileError{Kind: ErrSyntax, Line: 1, Msg: err.Error()}
+}
+
+// ruleBefore returns the name of the last rule declared in src[:end], the
+// rule a parse error at end is in, or "". Comments, text strings and
+// regular expressions are skipped (YARA has no '/' operator, so a '/' that
+// starts no comment starts a regular expression).
+func ruleBefore(src string, end int) string {
+	end = min(end, len(src))
+	name := ""
+	isIdent := func(b byte) bool {
+		return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+	}
+	// skipQuoted returns the index after the closing q of a literal
+	// starting at i (src[i] == q), honouring backslash escapes.
+	skipQuoted := func(i int, q byte) int {
+		for i++; i < end; i++ {
+			switch src[i] {
+			case '\\':
+				i++
+			case q:
+				return i + 1
+			case '\n':
+				return i
+			}
+		}
+		return end
+	}
+	for i := 0; i < end; {
+		switch b := src[i]; {
+		case b == '/' && i+1 < end && src[i+1] == '/':
+			for i < end && src[i] != '\n' {
+				i++
+			}
+		case b == '/' && i+1 < end && src[i+1] == '*':
+			if j := strings.Index(src[i+2:end], "*/"); j >= 0 {
+				i += j + 4
+			} else {
+				i = end
+			}
+		case b == '"' || b == '/':
+			i = skipQuoted(i, b)
+		case isIdent(b):
+			j := i
+			for j < end && isIdent(src[j]) {
+				j++
+			}
+			if src[i:j] == "rule" {
+				k := j
+				for k < end && (src[k] == ' ' || src[k] == '\t' || src[k] == '\n' || src[k] == '\r') {
+					k++
+				}
+				l := k
+				for l < end && isIdent(src[l]) {
+					l++
+				}
+				if l > k {
+					name = src[k:l]
+				}
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return name
 }
 
 // find locates tok in the preprocessed source at or after line (1-based),
