@@ -56,7 +56,10 @@ const (
 	// value name ("HKLM\Software\Run\evil"): registry.key, and
 	// registry.key joined with registry.value_name. Case-insensitive; the
 	// hive aliases (HKLM = HKEY_LOCAL_MACHINE, …) and kernel paths
-	// (\REGISTRY\MACHINE) are equivalent.
+	// (\REGISTRY\MACHINE) are equivalent. An event key under
+	// HKEY_USERS\<SID> also matches the same key under HKCU, and one under
+	// HKLM\Software\Classes, HKCU\Software\Classes or
+	// HKEY_USERS\<SID>_Classes also matches it under HKCR.
 	KindRegistryKey
 	// KindMutex is a mutex (mutant) name: mutex.name. Case-sensitive; the
 	// object-manager prefixes Global\, Local\ and \BaseNamedObjects\ are

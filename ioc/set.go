@@ -466,11 +466,71 @@ func (m *matching) registry(key, valueName string) {
 	if err != nil {
 		return
 	}
-	m.lookup(KindRegistryKey, "registry.key", n, n)
-	if valueName != "" {
-		full := n + `\` + strings.ToLower(valueName)
-		m.lookup(KindRegistryKey, "registry.value_name", full, full)
+	if m.s.strs[KindRegistryKey] == nil {
+		return
 	}
+	m.registryKey("registry.key", n)
+	if valueName != "" {
+		m.registryKey("registry.value_name", n+`\`+strings.ToLower(valueName))
+	}
+}
+
+// registryKey looks the normalized key n up under its own name and under
+// the names the same key has in the per-user and merged views: a key under
+// HKEY_USERS\<SID> (as drivers and Sysmon report it) is the user's
+// HKEY_CURRENT_USER key, and one under HKLM\Software\Classes, HKCU\Software\Classes
+// or HKEY_USERS\<SID>_Classes is seen through HKEY_CLASSES_ROOT.
+func (m *matching) registryKey(field, n string) {
+	m.lookup(KindRegistryKey, field, n, n)
+	alts, k := registryViews(n)
+	for _, alt := range alts[:k] {
+		m.lookup(KindRegistryKey, field, alt, n)
+	}
+}
+
+// registryViews returns the other names of the normalized key n.
+func registryViews(n string) (alts [2]string, k int) {
+	const (
+		users   = `hkey_users\`
+		hkcu    = "hkey_current_user"
+		hkcr    = "hkey_classes_root"
+		classes = `\software\classes`
+	)
+	under := func(key, prefix string) (string, bool) {
+		if key == prefix {
+			return "", true
+		}
+		if strings.HasPrefix(key, prefix) && key[len(prefix)] == '\\' {
+			return key[len(prefix):], true
+		}
+		return "", false
+	}
+	if rest, ok := strings.CutPrefix(n, users); ok {
+		sid, sub, _ := strings.Cut(rest, `\`)
+		if sub != "" {
+			sub = `\` + sub
+		}
+		if !strings.HasPrefix(sid, "s-1-") {
+			return alts, 0 // .default: not a user's hive
+		}
+		if strings.HasSuffix(sid, "_classes") {
+			alts[0], alts[1] = hkcr+sub, hkcu+classes+sub
+			return alts, 2
+		}
+		alts[0] = hkcu + sub
+		if c, ok := under(sub, classes); ok {
+			alts[1] = hkcr + c
+			return alts, 2
+		}
+		return alts, 1
+	}
+	for _, p := range [...]string{"hkey_local_machine" + classes, hkcu + classes} {
+		if c, ok := under(n, p); ok {
+			alts[0] = hkcr + c
+			return alts, 1
+		}
+	}
+	return alts, 0
 }
 
 func (m *matching) lookup(k Kind, field, key, observable string) {
