@@ -274,3 +274,12 @@ func TestManyGlobsBuild(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, set.Match(fileEv("linux", FileEvent{Path: "/a/b"}), t0))
 }
+
+// TestMalformedURLsAreMalformed: the URLs TestSetMatch uses to show that a
+// malformed URL still names its host are ones the normalizer refuses.
+func TestMalformedURLsAreMalformed(t *testing.T) {
+	for _, u := range []string{"http://user@WWW.Evil.Example.:8080/a b\tc", "http://192.0.2.9/%zz?x", "http://good.example/a b@evil.example/"} {
+		_, err := Normalize(KindURL, u)
+		assert.ErrorIs(t, err, ErrInvalidValue, u)
+	}
+}

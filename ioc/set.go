@@ -403,12 +403,23 @@ func (m *matching) url(field, v string) {
 	}
 	n, err := normalizeURL(strings.TrimSpace(v))
 	if err != nil {
+		// A URL the normalizer refuses (a space or a control byte in its
+		// path, a bad escape, as a raw HTTP client may send) still names
+		// its host: a malformed path must not hide a known domain or
+		// address.
+		if i := strings.Index(v, "://"); i > 0 {
+			m.urlHost(field, v[i+3:], `/?#\ `)
+		}
 		return
 	}
 	m.lookup(KindURL, field, n, n)
-	// The host, as a name or an address.
-	rest := n[strings.Index(n, "://")+3:]
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+	m.urlHost(field, n[strings.Index(n, "://")+3:], "/?")
+}
+
+// urlHost looks up the host of a URL, as a name or an address, given the
+// URL after its "://" and the bytes that end the authority.
+func (m *matching) urlHost(field, rest, end string) {
+	if i := strings.IndexAny(rest, end); i >= 0 {
 		rest = rest[:i]
 	}
 	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
