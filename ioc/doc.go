@@ -6,16 +6,18 @@
 // registry key, a mutex) with its source, severity, score, tags and
 // validity window. An Event is what a host saw, in the cordon.event/v1 wire
 // schema; a Detection is what matching found, in cordon.detection/v1. Both
-// decode strictly: an unknown field, a missing required field or a
-// malformed value is a *FieldError naming the field.
+// decode strictly: an unknown field (field names are case-sensitive), a
+// repeated one, a missing required field or a malformed value is a
+// *FieldError naming the field.
 //
 // Indicators are compiled into an immutable Set. Values are normalized the
 // same way on both sides (see Normalize): digest case, IPv4-mapped IPv6,
 // case and trailing dot of domains, scheme, host and default port of URLs,
 // path separators and case of Windows paths, registry hive aliases. Digests,
 // addresses and names are found in hash tables, prefixes by longest-prefix
-// match, domains by suffix, path globs through an index on their literal
-// file name. Indicators outside their validity window never match.
+// match (the longest prefix with an indicator in force), domains by
+// suffix, path globs through an index on a literal element. Indicators
+// outside their validity window never match.
 //
 // # Usage
 //
