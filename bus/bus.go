@@ -8,8 +8,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
+	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -109,15 +112,7 @@ func (b *Bus) connect(ctx context.Context) error {
 		nats.Name(cfg.Name),
 		nats.Timeout(cfg.ConnectTimeout),
 		nats.MaxReconnects(-1),
-		nats.CustomReconnectDelay(func(attempts int) time.Duration {
-			d := cfg.ReconnectMin
-			for i := 1; i < attempts && d < cfg.ReconnectMax; i++ {
-				d *= 2
-			}
-			d = min(d, cfg.ReconnectMax)
-			// Up to 20% jitter, so that a fleet does not reconnect in step.
-			return d - time.Duration(rand.Int64N(int64(d)/5+1))
-		}),
+		nats.CustomReconnectDelay(b.backoff),
 		nats.ReconnectBufSize(8 << 20),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			b.log.Warn("bus: disconnected", "err", err)
@@ -163,14 +158,9 @@ func (b *Bus) connect(ctx context.Context) error {
 			}
 		}
 	}
-	if d, ok := ctx.Deadline(); ok {
-		if t := time.Until(d); t < cfg.ConnectTimeout {
-			opts = append(opts, nats.Timeout(max(t, time.Millisecond)))
-		}
-	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := b.dial(ctx, url, opts)
 	if err != nil {
-		return fmt.Errorf("bus: connect %s: %w", url, err)
+		return err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -179,6 +169,65 @@ func (b *Bus) connect(ctx context.Context) error {
 	}
 	b.nc, b.js = nc, js
 	return nil
+}
+
+// dial makes the first connection. While the servers cannot be reached
+// (refused, unreachable, timed out, name not resolved) it tries again
+// with the reconnect backoff until ctx is done, so an agent that starts
+// before its network or its servers does not give up; an error the
+// servers answer with (authorization, TLS) is returned at once.
+func (b *Bus) dial(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, error) {
+	for attempt := 1; ; attempt++ {
+		o := opts
+		if d, ok := ctx.Deadline(); ok {
+			if t := time.Until(d); t < b.cfg.ConnectTimeout {
+				o = append(slices.Clip(opts), nats.Timeout(max(t, time.Millisecond)))
+			}
+		}
+		nc, err := nats.Connect(url, o...)
+		if err == nil {
+			return nc, nil
+		}
+		if b.srv != nil || !unreachable(err) {
+			return nil, fmt.Errorf("bus: connect %s: %w", url, err)
+		}
+		wait := b.backoff(attempt)
+		b.log.Warn("bus: servers unreachable, trying again", "url", url, "attempt", attempt, "in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("bus: connect %s: %w (%d attempts, last: %v)", url, ctx.Err(), attempt, err)
+		case <-t.C:
+		}
+	}
+}
+
+// unreachable reports whether a connection error means that no server
+// could be reached, which trying again may mend.
+func unreachable(err error) bool {
+	var dns *net.DNSError
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true // refused, unreachable, timed out, on every platform
+	}
+	return errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
+		errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.As(err, &dns)
+}
+
+// backoff is the wait before the attempt-th try to (re)connect: doubling
+// from ReconnectMin to ReconnectMax, less up to 20% jitter so that a fleet
+// does not reconnect in step.
+func (b *Bus) backoff(attempt int) time.Duration {
+	d := b.cfg.ReconnectMin
+	for i := 1; i < attempt && d < b.cfg.ReconnectMax; i++ {
+		d *= 2
+	}
+	d = min(d, b.cfg.ReconnectMax)
+	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
 
 func joinURLs(urls []string) string {

@@ -86,7 +86,10 @@ type Config struct {
 	// refused.
 	TLS *TLSConfig
 
-	// ConnectTimeout bounds the first connection. Zero: 5s. After the
+	// ConnectTimeout bounds each attempt at the first connection. Zero:
+	// 5s. While no server can be reached Open keeps trying, with the
+	// backoff below, until its context is done; an authorization or TLS
+	// error ends it at once. After the
 	// first connection the client reconnects forever with a backoff
 	// doubling from ReconnectMin (zero: 100ms) to ReconnectMax (zero: 10s),
 	// less up to 20% jitter.

@@ -9,6 +9,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -244,5 +247,81 @@ func TestTLSRequiredWithSystemRoots(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "secure") {
 		t.Errorf("error %v does not say TLS was required", err)
+	}
+}
+
+// logSignal is a slog handler that signals each record whose message
+// contains a text.
+type logSignal struct {
+	text string
+	seen chan struct{}
+}
+
+func (h *logSignal) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logSignal) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.text) {
+		select {
+		case h.seen <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+func (h *logSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *logSignal) WithGroup(string) slog.Handler      { return h }
+
+// freePort returns a loopback port that nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	return port
+}
+
+// TestOpenWaitsForServers: an agent that starts before its servers keeps
+// trying until they come up, instead of failing its start.
+func TestOpenWaitsForServers(t *testing.T) {
+	port := freePort(t)
+	sig := &logSignal{text: "unreachable", seen: make(chan struct{}, 1)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type result struct {
+		b   *bus.Bus
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := bus.Open(ctx, bus.Config{URLs: []string{fmt.Sprintf("nats://127.0.0.1:%d", port)},
+			ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond, Logger: slog.New(sig)})
+		done <- result{b, err}
+	}()
+	select {
+	case <-sig.seen: // at least one attempt failed
+	case r := <-done:
+		t.Fatalf("Open returned before any server was up: %v", r.err)
+	}
+	bustest.StartServerWith(t, func(o *server.Options) { o.Port = port })
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("Open after the server came up: %v", r.err)
+	}
+	defer r.b.Close(ctx)
+	roundTrip(t, r.b, r.b)
+}
+
+// TestOpenGivesUpWithContext: with nothing listening, Open ends when its
+// context does, and says how often it tried.
+func TestOpenGivesUpWithContext(t *testing.T) {
+	port := freePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := bus.Open(ctx, bus.Config{URLs: []string{fmt.Sprintf("nats://127.0.0.1:%d", port)},
+		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 20 * time.Millisecond})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "attempts") {
+		t.Fatalf("Open with nothing listening: %v", err)
 	}
 }
