@@ -32,7 +32,8 @@
 // string records at most 1,000,000 matches and StringMatch.Data holds at most
 // MaxMatchData bytes. A single match attempt that needs more than a fixed
 // number of backtracking steps is abandoned (reported as no match), so no
-// pattern can stall a scan.
+// single attempt can stall; a whole scan is bounded only by WithTimeout or
+// the context.
 //
 // The known differences from YARA 4.2.3 (mostly YARA bugs, such as its
 // "for none" loops being always true) are listed in this package's
