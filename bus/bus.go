@@ -247,7 +247,11 @@ func (b *Bus) setup(ctx context.Context) error {
 	if b.replicas == 0 {
 		b.replicas = 1
 		if b.srv == nil && b.nc.ConnectedClusterName() != "" {
-			b.replicas = 3
+			// Three, or fewer in a smaller cluster: the servers the
+			// client knows of (those configured and those the cluster
+			// advertises) bound it, since a stream cannot have more
+			// replicas than there are servers.
+			b.replicas = min(3, max(1, len(b.nc.Servers())))
 		}
 	}
 	streams := []struct {

@@ -102,7 +102,8 @@ type Config struct {
 
 	// Replicas of every stream and of the bucket. Zero: 1 for the
 	// embedded server or a single server, 3 when the connected server is
-	// part of a cluster.
+	// part of a cluster (fewer when the client knows of fewer servers, as
+	// in a cluster of two).
 	Replicas int
 
 	// MaxMessageBytes bounds a message: publishing a larger one fails

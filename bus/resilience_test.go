@@ -294,3 +294,21 @@ func TestCrashLoopingMessageDeadLettered(t *testing.T) {
 	default:
 	}
 }
+
+// TestTwoNodeClusterReplicas: in a cluster of two the streams get two
+// replicas (three cannot be placed), found through the servers the
+// cluster advertises even when one URL is configured.
+func TestTwoNodeClusterReplicas(t *testing.T) {
+	cl := bustest.StartCluster(t, 2)
+	b := bustest.New(t, bus.Config{URLs: cl.URLs()[:1]})
+	if b.Replicas() != 2 {
+		t.Fatalf("replicas = %d, want 2 in a cluster of two", b.Replicas())
+	}
+	info, err := b.JetStream().Stream(ctxT(t), bus.StreamDetections)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := info.CachedInfo().Config.Replicas; r != 2 {
+		t.Fatalf("stream replicas %d", r)
+	}
+}
