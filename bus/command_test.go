@@ -90,6 +90,10 @@ func TestVerifyCommand(t *testing.T) {
 		{"lifetime too long", sign(issuer, func(c *bus.Command) { c.Expires = t0.Add(25 * time.Hour) }), t0, bus.ErrInvalidCommand, "expires"},
 		{"unknown action", resign(`{"id":"c-1","issuer":"` + pub + `","issued_at":"2026-11-25T10:00:00Z","expires":"2026-11-25T11:00:00Z","host":"h-1","action":"wipe"}`), t0, bus.ErrInvalidCommand, "action"},
 		{"unknown payload field", resign(`{"id":"c-1","issuer":"` + pub + `","issued_at":"2026-11-25T10:00:00Z","expires":"2026-11-25T11:00:00Z","host":"h-1","action":"status","extra":1}`), t0, bus.ErrMalformed, "payload"},
+		// A key repeated or in another case: encoding/json would take the
+		// last action, or "Action", and another reader might not.
+		{"repeated payload key", resign(`{"id":"c-1","issuer":"` + pub + `","issued_at":"2026-11-25T10:00:00Z","expires":"2026-11-25T11:00:00Z","host":"h-1","action":"status","action":"isolate"}`), t0, bus.ErrMalformed, "payload"},
+		{"payload key in another case", resign(`{"id":"c-1","issuer":"` + pub + `","issued_at":"2026-11-25T10:00:00Z","expires":"2026-11-25T11:00:00Z","host":"h-1","Action":"isolate"}`), t0, bus.ErrMalformed, "payload"},
 		{"garbage", []byte("\x00garbage"), t0, bus.ErrMalformed, ""},
 		{"unknown envelope field", []byte(`{"schema":"cordon.command/v1","id":"x","issuer":"` + pub + `","payload":"","sig":"","x":1}`), t0, bus.ErrMalformed, ""},
 		{"too large", []byte(`{"schema":"cordon.command/v1","id":"` + strings.Repeat("x", bus.MaxCommandBytes) + `"}`), t0, bus.ErrTooLarge, ""},

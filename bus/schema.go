@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/cordonsec/cordon/ioc"
 )
 
 // Schema names. A schema string is "<name>/v<major>" or
@@ -125,6 +127,12 @@ func decodeStrict(schema string, data []byte, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return &DecodeError{Schema: schema, Offset: dec.InputOffset(), Err: fmt.Errorf("%w: data after the JSON document", ErrMalformed)}
+	}
+	// encoding/json matches keys without regard to case and lets a
+	// repeated key overwrite the first: a signed command must mean one
+	// thing to every reader, so neither is accepted.
+	if field, reason := ioc.CheckJSONKeys(data, v); reason != "" {
+		return &DecodeError{Schema: schema, Offset: -1, Field: field, Err: fmt.Errorf("%w: field %q %s", ErrMalformed, field, reason)}
 	}
 	return nil
 }

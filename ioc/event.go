@@ -333,7 +333,21 @@ func decodeStrict(data []byte, v any, sentinel error) error {
 	}
 	// encoding/json matches keys without regard to case and lets a
 	// repeated key overwrite the first; the schema does neither.
-	return checkKeys(data, reflect.TypeOf(v).Elem(), sentinel)
+	return checkKeys(data, v, sentinel)
+}
+
+// CheckJSONKeys reports the first object key of the JSON document data
+// that encoding/json accepts even with DisallowUnknownFields but a strict
+// schema does not: a key that is a field's JSON name in another case
+// ("Schema" for "schema"), or a key repeated in its object. v is the
+// pointer data was decoded into without error; values that decode
+// themselves (json.Unmarshaler, time.Time) are not looked into. It returns
+// the key's path ("event.file.Path") and why it is refused, or two empty
+// strings.
+func CheckJSONKeys(data []byte, v any) (field, reason string) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return walkKeys(dec, reflect.TypeOf(v), "")
 }
 
 var (
@@ -341,14 +355,9 @@ var (
 	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 )
 
-// checkKeys walks the JSON document data (already decoded into a value of
-// type t) and returns a *FieldError naming the first object key that is not
-// exactly the JSON name of a field of its struct (another case: "Schema"
-// for "schema") or that appears twice in its object.
-func checkKeys(data []byte, t reflect.Type, sentinel error) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	field, reason := walkKeys(dec, t, "")
+// checkKeys is CheckJSONKeys as a *FieldError with sentinel.
+func checkKeys(data []byte, v any, sentinel error) error {
+	field, reason := CheckJSONKeys(data, v)
 	if reason == "" {
 		return nil
 	}
