@@ -259,26 +259,57 @@ func TestScanFile(t *testing.T) {
 }
 
 func TestConcurrentScans(t *testing.T) {
-	r := mustCompile(t, `rule a { strings: $a = /ab+c/ $b = "xyz" nocase condition: #a == 2 and $b }`)
-	data := []byte("abc ... XyZ ... abbbc")
-	want, err := r.ScanBytes(data)
-	if err != nil || len(want) != 1 {
-		t.Fatalf("ScanBytes = %v, %v", want, err)
+	// Rules of every shape the scanner treats apart (atoms, no-atom
+	// strings, regexes, chained hex jumps, modules, counts and offsets),
+	// scanned at once from several goroutines over different data; each
+	// result must be the one a lone scan gives.
+	src := benchRuleSet(300, 3) + `
+import "hash"
+import "math"
+rule chained { strings: $c = { 61 62 [1-40] 63 64 [2-300] 65 } condition: $c }
+rule noatom { strings: $n = /[a-z]{3}\d/ condition: #n > 3 and @n[#n] > 1000 }
+rule modules { condition: math.entropy(0, filesize) > 5.0 and hash.md5(0, 16) != "" }
+rule xorb64 { strings: $x = "fox jumps" xor(1-3) $b = "kernel32.dll" base64 condition: $x or $b }
+`
+	r := mustCompile(t, src)
+	var inputs [][]byte
+	for i := range 8 {
+		d := benchData(256<<10, uint64(100+i))
+		plantWords(d, src, uint64(i))
+		d = append(d, "ab------cd--e abc1 abd2 abe3 xyz4 "...)
+		for _, c := range []byte("fox jumps") {
+			d = append(d, c^byte(1+i%3))
+		}
+		d = append(d, " "+base64.StdEncoding.EncodeToString([]byte("load kernel32.dll now"))...)
+		inputs = append(inputs, d)
+	}
+	want := make([][]Match, len(inputs))
+	matched := 0
+	for i, d := range inputs {
+		m, err := r.ScanBytes(d)
+		if err != nil {
+			t.Fatalf("ScanBytes(input %d): %v", i, err)
+		}
+		want[i], matched = m, matched+len(m)
+	}
+	if matched < 4*len(inputs) {
+		t.Fatalf("only %d matches over %d inputs: the test would prove little", matched, len(inputs))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan string, 16)
-	for i := 0; i < 8; i++ {
+	for g := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := 0; j < 50; j++ {
-				got, err := r.ScanBytes(data)
+			for j := range 3 * len(inputs) {
+				i := (g + j) % len(inputs)
+				got, err := r.Scan(context.Background(), inputs[i])
 				if err != nil {
 					errs <- err.Error()
 					return
 				}
-				if d := cmp.Diff(want, got); d != "" {
-					errs <- d
+				if d := cmp.Diff(want[i], got); d != "" {
+					errs <- fmt.Sprintf("goroutine %d, input %d:\n%s", g, i, d)
 					return
 				}
 			}
