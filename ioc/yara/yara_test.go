@@ -274,7 +274,7 @@ rule xorb64 { strings: $x = "fox jumps" xor(1-3) $b = "kernel32.dll" base64 cond
 	r := mustCompile(t, src)
 	var inputs [][]byte
 	for i := range 8 {
-		d := benchData(256<<10, uint64(100+i))
+		d := benchData(128<<10, uint64(100+i))
 		plantWords(d, src, uint64(i))
 		d = append(d, "ab------cd--e abc1 abd2 abe3 xyz4 "...)
 		for _, c := range []byte("fox jumps") {
@@ -301,7 +301,7 @@ rule xorb64 { strings: $x = "fox jumps" xor(1-3) $b = "kernel32.dll" base64 cond
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range 3 * len(inputs) {
+			for j := range len(inputs) {
 				i := (g + j) % len(inputs)
 				got, err := r.Scan(context.Background(), inputs[i])
 				if err != nil {
