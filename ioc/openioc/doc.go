@@ -25,14 +25,29 @@
 //	ServiceItem/name                     the service of a registry write under ...\Services\
 //
 // An item with another term never holds; Parse reports each such term as
-// a Warning (with Config.Strict, as an error). An IOC whose items are all
-// "is" on one term with an atomic kind (digests, FullPath, FileName,
-// remote IP, DNS host, URL, registry path, mutex), under OR, without
-// preserve-case on a name, path or mutex, becomes atomic indicators
-// instead of a tree. ProcessItem/name stays a tree: the atomic process
-// name set also matches an event's parent process name. The atomic sets
-// read a value wherever an event carries it (a FileItem digest or name
-// also matches a process image, PortItem/remoteIP also a DNS answer).
+// a Warning (with Config.Strict, as an error).
+//
+// An IOC whose items are all "is" on one term, under OR, is one of values:
+// each must be of its term's form (a digest of the right length, an
+// address, a URL, a registry key with a hive, …). It compiles into atomic
+// indicators instead of a tree only when the atomic set of the term's
+// kind matches exactly what the items do as a tree, the same event
+// fields, the same case rules, the same normalization, so that an IOC
+// matches the same events whether it has one item or two:
+//
+//	FileItem/Md5sum, Sha1sum                    atomic
+//	RegistryItem/Path                           atomic
+//	UrlHistoryItem/URL                          atomic with preserve-case; else a tree (case)
+//	ProcessItem/HandleList/Handle/Name          atomic with preserve-case; else a tree (case)
+//	FileItem/Sha256sum                          tree: the atomic set also matches process.sha256
+//	FileItem/FullPath                           tree: process.path; POSIX paths compared with case
+//	FileItem/FileName                           tree: process names; case per host OS
+//	ProcessItem/name                            tree: process.parent_name; case per host OS
+//	PortItem/remoteIP                           tree: DNS answers and URL hosts
+//	DnsEntryItem/Host, Network/DNS              tree: DNS answers and URL hosts
+//
+// A tree is indexed by the values its equalities need (see logic.Compile),
+// so it is looked up, not scanned.
 //
 // Errors name the file, the line and what is wrong: an unknown condition,
 // an item without Context or Content, a value that is not of its term's

@@ -48,47 +48,98 @@ type Result struct {
 	Warnings []Warning
 }
 
-// term says what a search term reads, and the atomic kind of an "is" on it
-// (0: none).
+// term says what a search term reads, the form an "is" value on it must
+// have (kind; 0: any), and when such an "is" compiles into the atomic sets.
 type term struct {
 	fields []logic.Field
 	kind   ioc.Kind
+	atomic atomicWhen
 }
 
-func t(kind ioc.Kind, fields ...logic.Field) term { return term{fields: fields, kind: kind} }
+// atomicWhen says when an "is" item on a term may become an atomic
+// indicator: only when the atomic set of its kind matches exactly the
+// events, with exactly the case rules and normalization, that the item as
+// a tree does. TestAtomicIsTree proves each entry of terms against the
+// other.
+type atomicWhen uint8
 
-// terms, by lower-case search term.
+const (
+	// treeOnly: the atomic kind reads other event fields than the term
+	// does, or compares case differently on some host, or normalizes
+	// differently; the item stays a tree (indexed by its value, so it is
+	// still looked up, not scanned).
+	treeOnly atomicWhen = iota
+	// atomicAlways: the values compare in a case-free normalized form
+	// (digests), preserve-case or not.
+	atomicAlways
+	// atomicPreserveCase: the atomic set compares exactly, as the tree
+	// does only with preserve-case; without it the tree ignores case and
+	// the item stays a tree.
+	atomicPreserveCase
+)
+
+func t(kind ioc.Kind, atomic atomicWhen, fields ...logic.Field) term {
+	return term{fields: fields, kind: kind, atomic: atomic}
+}
+
+// terms, by lower-case search term. Why each term with a kind is or is not
+// atomic (the atomic kinds' fields are in ioc/set.go, AppendMatches):
+//   - Md5sum, Sha1sum: file.md5, file.sha1 only, hex without case: atomic.
+//   - Sha256sum: the sha256 set also matches process.sha256: tree.
+//   - FullPath: the path set also matches process.path, and compares
+//     POSIX paths with case where the tree ignores it: tree.
+//   - FileName: the name set also matches process names, and compares
+//     with case on non-Windows hosts and without on Windows, whatever
+//     preserve-case says: tree.
+//   - ProcessItem/name: the process-name set also matches
+//     process.parent_name, and has FileName's case rules: tree.
+//   - HandleList/Handle/Name: mutex.name only, compared exactly: atomic
+//     with preserve-case; without it the tree ignores case: tree.
+//   - PortItem/remoteIP: the address sets also match dns.answers and the
+//     host of http.url: tree.
+//   - DnsEntryItem/Host, Network/DNS: the hostname set also matches
+//     dns.answers and the host of http.url, and maps names through IDNA,
+//     where the tree compares dns.query as written: tree.
+//   - UrlHistoryItem/URL: http.url only, normalized alike, compared
+//     exactly: atomic with preserve-case; without it the tree ignores the
+//     case of the path: tree.
+//   - RegistryItem/Path: registry.key, and it joined with
+//     registry.value_name, in lower case, as the tree: atomic.
 var terms = map[string]term{
-	"fileitem/md5sum":        t(ioc.KindMD5, logic.FileMD5),
-	"fileitem/sha1sum":       t(ioc.KindSHA1, logic.FileSHA1),
-	"fileitem/sha256sum":     t(ioc.KindSHA256, logic.FileSHA256),
-	"fileitem/fullpath":      t(ioc.KindFilePath, logic.FilePath),
-	"fileitem/filepath":      t(0, logic.FileDir),
-	"fileitem/filename":      t(ioc.KindFileName, logic.FileName),
-	"fileitem/fileextension": t(0, logic.FileExt),
-	"fileitem/sizeinbytes":   t(0, logic.FileSize),
-	// Not atomic: the process-name set also matches process.parent_name,
-	// which is ParentProcessName's, not name's.
-	"processitem/name":                   t(0, logic.ProcName),
-	"processitem/path":                   t(0, logic.ProcPath, logic.ProcDir),
-	"processitem/arguments":              t(0, logic.ProcCmdLine),
-	"processitem/parentprocessname":      t(0, logic.ProcParentName),
-	"processitem/pid":                    t(0, logic.ProcPID),
-	"processitem/handlelist/handle/name": t(ioc.KindMutex, logic.MutexName),
-	"portitem/remoteip":                  t(ioc.KindIPv4, logic.NetRemoteAddr),
-	"portitem/remoteport":                t(0, logic.NetRemotePort),
-	"portitem/localip":                   t(0, logic.NetLocalAddr),
-	"portitem/localport":                 t(0, logic.NetLocalPort),
-	"portitem/protocol":                  t(0, logic.NetProtocol),
-	"dnsentryitem/host":                  t(ioc.KindHostname, logic.DNSQuery),
-	"network/dns":                        t(ioc.KindHostname, logic.DNSQuery),
-	"network/uri":                        t(0, logic.HTTPURI),
-	"urlhistoryitem/url":                 t(ioc.KindURL, logic.HTTPURL),
-	"registryitem/path":                  t(ioc.KindRegistryKey, logic.RegPath, logic.RegKey),
-	"registryitem/keypath":               t(0, logic.RegKeyPath),
-	"registryitem/valuename":             t(0, logic.RegValueName),
-	"registryitem/text":                  t(0, logic.RegData),
-	"serviceitem/name":                   t(0, logic.ServiceName),
+	"fileitem/md5sum":                    t(ioc.KindMD5, atomicAlways, logic.FileMD5),
+	"fileitem/sha1sum":                   t(ioc.KindSHA1, atomicAlways, logic.FileSHA1),
+	"fileitem/sha256sum":                 t(ioc.KindSHA256, treeOnly, logic.FileSHA256),
+	"fileitem/fullpath":                  t(ioc.KindFilePath, treeOnly, logic.FilePath),
+	"fileitem/filepath":                  t(0, treeOnly, logic.FileDir),
+	"fileitem/filename":                  t(ioc.KindFileName, treeOnly, logic.FileName),
+	"fileitem/fileextension":             t(0, treeOnly, logic.FileExt),
+	"fileitem/sizeinbytes":               t(0, treeOnly, logic.FileSize),
+	"processitem/name":                   t(ioc.KindProcessName, treeOnly, logic.ProcName),
+	"processitem/path":                   t(0, treeOnly, logic.ProcPath, logic.ProcDir),
+	"processitem/arguments":              t(0, treeOnly, logic.ProcCmdLine),
+	"processitem/parentprocessname":      t(0, treeOnly, logic.ProcParentName),
+	"processitem/pid":                    t(0, treeOnly, logic.ProcPID),
+	"processitem/handlelist/handle/name": t(ioc.KindMutex, atomicPreserveCase, logic.MutexName),
+	"portitem/remoteip":                  t(ioc.KindIPv4, treeOnly, logic.NetRemoteAddr),
+	"portitem/remoteport":                t(0, treeOnly, logic.NetRemotePort),
+	"portitem/localip":                   t(0, treeOnly, logic.NetLocalAddr),
+	"portitem/localport":                 t(0, treeOnly, logic.NetLocalPort),
+	"portitem/protocol":                  t(0, treeOnly, logic.NetProtocol),
+	"dnsentryitem/host":                  t(ioc.KindHostname, treeOnly, logic.DNSQuery),
+	"network/dns":                        t(ioc.KindHostname, treeOnly, logic.DNSQuery),
+	"network/uri":                        t(0, treeOnly, logic.HTTPURI),
+	"urlhistoryitem/url":                 t(ioc.KindURL, atomicPreserveCase, logic.HTTPURL),
+	"registryitem/path":                  t(ioc.KindRegistryKey, atomicAlways, logic.RegPath, logic.RegKey),
+	"registryitem/keypath":               t(0, treeOnly, logic.RegKeyPath),
+	"registryitem/valuename":             t(0, treeOnly, logic.RegValueName),
+	"registryitem/text":                  t(0, treeOnly, logic.RegData),
+	"serviceitem/name":                   t(0, treeOnly, logic.ServiceName),
+}
+
+// atomicOK reports whether an "is" with preserve-case preserve on tm
+// compiles into the atomic sets.
+func (tm term) atomicOK(preserve bool) bool {
+	return tm.kind != 0 && (tm.atomic == atomicAlways || tm.atomic == atomicPreserveCase && preserve)
 }
 
 // Terms returns the supported search terms, in lower case, sorted.
@@ -102,7 +153,10 @@ type parser struct {
 	version  Version
 	id       string
 	warnings []Warning
-	// atomic tracking: all items "is", one term with a kind, only OR
+	// atomic tracking: one of the form "any of these values of one term"
+	// (all items "is", one term with a kind, only OR) has its values
+	// checked against the kind; it compiles atomic when, besides, every
+	// item is atomicOK.
 	atomic bool
 	term   string
 	items  []item
@@ -110,10 +164,11 @@ type parser struct {
 }
 
 type item struct {
-	line   int
-	term   string
-	search string
-	value  string
+	line     int
+	term     string
+	search   string
+	value    string
+	preserve bool
 }
 
 // Parse reads one OpenIOC document. It returns an *Error for malformed
@@ -205,9 +260,11 @@ func (p *parser) document(root *elem) (*Result, error) {
 		}
 	}
 	res := &Result{ID: p.id, Description: desc, Version: p.version, Warnings: p.warnings}
-	if p.atomic && p.leaves > 0 && terms[p.term].kind != 0 {
+	if tm := terms[p.term]; p.atomic && p.leaves > 0 && tm.kind != 0 {
+		var inds []ioc.Indicator
+		exact := true
 		for _, it := range p.items {
-			ind := ioc.Indicator{ID: p.id, Kind: atomicKind(terms[it.term].kind, it.value), Value: it.value,
+			ind := ioc.Indicator{ID: p.id, Kind: atomicKind(tm.kind, it.value), Value: it.value,
 				Source: p.name, Severity: p.cfg.Severity, Description: desc}
 			n, err := ind.Normalized()
 			if err != nil {
@@ -217,9 +274,13 @@ func (p *parser) document(root *elem) (*Result, error) {
 				}
 				return nil, p.fail(it.line, "%v", err)
 			}
-			res.Indicators = append(res.Indicators, n)
+			inds = append(inds, n)
+			exact = exact && tm.atomicOK(it.preserve)
 		}
-		return res, nil
+		if exact {
+			res.Indicators = inds
+			return res, nil
+		}
 	}
 	res.Trees = []*logic.Tree{{ID: p.id, Engine: ioc.EngineOpenIOC, Source: p.name, Name: desc, Severity: p.cfg.Severity, Root: rootNode}}
 	return res, nil
@@ -335,32 +396,16 @@ func (p *parser) item(e *elem) (*logic.Node, error) {
 		return logic.Never(), nil
 	}
 	p.leaves++
-	if op != logic.OpEq || negate || (p.term != "" && p.term != key) ||
-		tm.kind == ioc.KindFilePath && strings.ContainsAny(value, "*?") ||
-		preserve && !caseFree(tm.kind) {
-		// The atomic sets compare names and paths without regard to case
-		// (on Windows hosts): preserve-case needs the tree.
+	if op != logic.OpEq || negate || (p.term != "" && p.term != key) {
 		p.atomic = false
 	}
 	p.term = key
-	p.items = append(p.items, item{line: content.line, term: key, search: search, value: value})
+	p.items = append(p.items, item{line: content.line, term: key, search: search, value: value, preserve: preserve})
 	n, err := logic.NewCond(logic.Cond{Fields: tm.fields, Op: op, Values: []string{value}, Negate: negate, CaseSensitive: preserve})
 	if err != nil {
 		return nil, p.fail(content.line, "%s %s %q: %s", search, cond, value, strings.TrimPrefix(err.Error(), logic.ErrInvalidCond.Error()+": "))
 	}
 	return n, nil
-}
-
-// caseFree reports whether values of kind k are compared in a normalized
-// form where case carries no meaning (digests, addresses, host names,
-// registry keys), so preserve-case changes nothing.
-func caseFree(k ioc.Kind) bool {
-	switch k {
-	case ioc.KindMD5, ioc.KindSHA1, ioc.KindSHA256, ioc.KindSHA512, ioc.KindIPv4, ioc.KindIPv6, ioc.KindCIDR,
-		ioc.KindHostname, ioc.KindDomain, ioc.KindRegistryKey:
-		return true
-	}
-	return false
 }
 
 func boolAttr(e *elem, name string) (bool, error) {

@@ -132,21 +132,141 @@ func TestOpenIOC11(t *testing.T) {
 	})
 }
 
-func TestAtomic(t *testing.T) {
+// TestSha256IsTree: FileItem/Sha256sum "is" stays a tree, as the atomic
+// sha256 set also matches process.sha256; it matches file digests in
+// either case, and its severity is the tree's.
+func TestSha256IsTree(t *testing.T) {
 	res := parseFile(t, "hashes-1.1.ioc", Config{Severity: ioc.SeverityCritical})
+	require.Empty(t, res.Indicators)
+	require.Len(t, res.Trees, 1)
+	assert.Equal(t, ioc.SeverityCritical, res.Trees[0].Severity)
+	match := feedtest.Matcher(t, res.Indicators, res.Trees)
+	ev := newEvent(ioc.EventFile)
+	ev.File = &ioc.FileEvent{Path: `C:\x`, SHA256: "D7A8FBB307D7809469CA9ABCB0082E4F8D5651E46D3CDB762D02D0BF37C9E592"}
+	assert.True(t, match(&ev))
+	ev.File.SHA256 = "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e593"
+	assert.False(t, match(&ev))
+	ev = newEvent(ioc.EventProcess)
+	ev.Process = &ioc.ProcessEvent{Name: "x.exe", SHA256: "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"}
+	assert.False(t, match(&ev), "a FileItem digest is not a process image's")
+}
+
+func TestAtomic(t *testing.T) {
+	doc := head11 + "<Indicator operator=\"OR\">\n" + xitem("is", "FileItem/Md5sum", "0CC175B9C0F1B6A831C399E269772661") +
+		"<Indicator operator=\"OR\">\n" + xitem("is", "FileItem/Md5sum", "900150983cd24fb0d6963f7d28e17f72") + "</Indicator>\n" +
+		"</Indicator></criteria></OpenIOC>"
+	res, err := Parse([]byte(doc), Config{Severity: ioc.SeverityCritical})
+	require.NoError(t, err)
 	require.Empty(t, res.Trees)
 	require.Len(t, res.Indicators, 2)
-	assert.Equal(t, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", res.Indicators[0].Value)
-	assert.Equal(t, "6d2a1b7e-cord-4e00-a000-000000000012", res.Indicators[0].ID)
+	assert.Equal(t, "0cc175b9c0f1b6a831c399e269772661", res.Indicators[0].Value)
+	assert.Equal(t, "x", res.Indicators[0].ID)
 	set, err := ioc.Compile(res.Indicators)
 	require.NoError(t, err)
 	ev := newEvent(ioc.EventFile)
-	ev.File = &ioc.FileEvent{Path: `C:\x`, SHA256: "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"}
+	ev.File = &ioc.FileEvent{Path: `C:\x`, MD5: "900150983CD24FB0D6963F7D28E17F72"}
 	m := set.Match(&ev, t0)
 	require.Len(t, m, 1)
 	assert.Equal(t, ioc.SeverityCritical, m[0].Indicator.Severity)
-	ev.File.SHA256 = "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e593"
+	ev.File.MD5 = "900150983cd24fb0d6963f7d28e17f73"
 	assert.Empty(t, set.Match(&ev, t0))
+}
+
+// TestOneItemAsTwo are the regressions of the atomic compilation: an IOC
+// of one item matches what the same item does beside a second one.
+func TestOneItemAsTwo(t *testing.T) {
+	one := func(search, content string) func(*ioc.Event) bool {
+		res, err := Parse([]byte(oneItem(search, content, false)), Config{})
+		require.NoError(t, err)
+		return feedtest.Matcher(t, res.Indicators, res.Trees)
+	}
+	linux := func(f ioc.FileEvent) *ioc.Event {
+		e := feedtest.Event(ioc.EventFile, "linux")
+		e.File = &f
+		return &e
+	}
+	t.Run("FileName ignores case on Linux", func(t *testing.T) {
+		m := one("FileItem/FileName", "Evil.ELF")
+		assert.True(t, m(linux(ioc.FileEvent{Path: "/tmp/evil.elf"})))
+		assert.True(t, m(linux(ioc.FileEvent{Name: "EVIL.elf"})))
+		assert.False(t, m(linux(ioc.FileEvent{Path: "/tmp/evil.elf.txt"})))
+	})
+	t.Run("FileName is not a process name", func(t *testing.T) {
+		m := one("FileItem/FileName", "evil.exe")
+		assert.True(t, m(fileEv(`C:\x\Evil.exe`, 1)))
+		assert.False(t, m(procEv("evil.exe", "explorer.exe", "")))
+	})
+	t.Run("Sha256sum is not a process image's", func(t *testing.T) {
+		m := one("FileItem/Sha256sum", "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592")
+		ev := newEvent(ioc.EventProcess)
+		ev.Process = &ioc.ProcessEvent{Name: "x.exe", SHA256: "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"}
+		assert.False(t, m(&ev))
+	})
+	t.Run("remoteIP is not a DNS answer", func(t *testing.T) {
+		for _, v := range []string{"192.0.2.7", "192.0.2.0/24", "2001:db8::7"} {
+			m := one("PortItem/remoteIP", v)
+			addr := strings.TrimSuffix(v, "0/24") + "7"
+			if !strings.Contains(v, "/") {
+				addr = v
+			}
+			assert.True(t, m(connEv(addr, 443)), v)
+			ev := newEvent(ioc.EventDNS)
+			ev.DNS = &ioc.DNSEvent{Query: "x.example", Answers: []string{addr}}
+			assert.False(t, m(&ev), v)
+			host := addr
+			if strings.Contains(addr, ":") {
+				host = "[" + addr + "]"
+			}
+			assert.False(t, m(httpEv("http://"+host+"/")), v)
+		}
+	})
+	t.Run("DNS host is not an answer", func(t *testing.T) {
+		m := one("DnsEntryItem/Host", "c2.example")
+		assert.True(t, m(dnsEv("C2.example")))
+		ev := newEvent(ioc.EventDNS)
+		ev.DNS = &ioc.DNSEvent{Query: "cdn.example", Answers: []string{"c2.example"}}
+		assert.False(t, m(&ev))
+		assert.False(t, m(httpEv("http://c2.example/")))
+	})
+	t.Run("URL ignores the case of the path", func(t *testing.T) {
+		m := one("UrlHistoryItem/URL", "http://evil.example/Stage.bin")
+		assert.True(t, m(httpEv("http://EVIL.example/stage.BIN")))
+	})
+	t.Run("mutex ignores case", func(t *testing.T) {
+		m := one("ProcessItem/HandleList/Handle/Name", `Global\EvilMx`)
+		ev := newEvent(ioc.EventMutex)
+		ev.Mutex = &ioc.MutexEvent{Name: "evilmx"}
+		assert.True(t, m(&ev))
+	})
+}
+
+// TestPreserveCaseAtomic: with preserve-case, a URL and a mutex compare
+// exactly, as their atomic sets do: they compile atomic.
+func TestPreserveCaseAtomic(t *testing.T) {
+	for _, c := range []struct{ search, value, same, other string }{
+		{"UrlHistoryItem/URL", "http://Evil.example/Stage.bin", "http://evil.EXAMPLE/Stage.bin", "http://evil.example/stage.bin"},
+		{"ProcessItem/HandleList/Handle/Name", `Global\EvilMx`, "EvilMx", "evilmx"},
+	} {
+		res, err := Parse([]byte(oneItem(c.search, c.value, true)), Config{})
+		require.NoError(t, err)
+		require.Len(t, res.Indicators, 1, c.search)
+		require.Empty(t, res.Trees)
+		set, err := ioc.Compile(res.Indicators)
+		require.NoError(t, err)
+		ev := httpEv(c.same)
+		if strings.HasPrefix(c.search, "Process") {
+			e := newEvent(ioc.EventMutex)
+			e.Mutex = &ioc.MutexEvent{Name: c.same}
+			ev = &e
+		}
+		assert.Len(t, set.Match(ev, t0), 1, c.search)
+		if ev.HTTP != nil {
+			ev.HTTP.URL = c.other
+		} else {
+			ev.Mutex.Name = c.other
+		}
+		assert.Empty(t, set.Match(ev, t0), c.search)
+	}
 }
 
 // TestPreserveCaseIsNotAtomic: an "is" with preserve-case on a name is
@@ -219,6 +339,7 @@ func TestErrors(t *testing.T) {
 		{"bad regex", head11 + "<Indicator operator=\"OR\">\n" + xitem("matches", "FileItem/FileName", "(a") + "</Indicator></criteria></OpenIOC>", Config{}, 3, "regular expression", ErrSyntax},
 		{"bad number", head11 + "<Indicator operator=\"OR\">\n" + xitem("greater-than", "FileItem/SizeInBytes", "big") + "</Indicator></criteria></OpenIOC>", Config{}, 3, "integer", ErrSyntax},
 		{"bad atomic md5", head11 + "<Indicator operator=\"OR\">\n" + xitem("is", "FileItem/Md5sum", "0cc175b9") + "</Indicator></criteria></OpenIOC>", Config{}, 3, "Md5sum", ErrSyntax},
+		{"bad sha256, a tree", head11 + "<Indicator operator=\"OR\">\n" + xitem("is", "FileItem/Sha256sum", "e3b0c442") + "</Indicator></criteria></OpenIOC>", Config{}, 3, "Sha256sum", ErrSyntax},
 		{"bad negate", head11 + "<Indicator operator=\"OR\">\n<IndicatorItem condition=\"is\" negate=\"maybe\"><Context search=\"FileItem/FileName\"/><Content>a</Content></IndicatorItem></Indicator></criteria></OpenIOC>", Config{}, 3, "negate", ErrSyntax},
 		{"strict", head11 + "<Indicator operator=\"OR\">\n" + xitem("is", "FileItem/FileName", "a") + xitem("is", "HookItem/HookedFunction", "b") + "</Indicator></criteria></OpenIOC>", Config{Strict: true}, 4, "not supported", ErrUnsupported},
 		{"deep", head11 + strings.Repeat("<Indicator operator=\"OR\">", 130) + "</criteria></OpenIOC>", Config{}, 2, "nested deeper", ErrSyntax},

@@ -6,14 +6,22 @@
 // skipped. Of the objects that share an id (versions of one indicator),
 // only the one "modified" last counts, wherever it stands in the file:
 // when it is revoked, the indicator is skipped. valid_from and valid_until
-// bound when the others match. An indicator whose pattern is one equality on an
-// object path with an atomic kind ([file:hashes.'SHA-256' = '…'],
-// [ipv4-addr:value = '…'], [domain-name:value = '…'], [url:value = '…'],
-// [file:name = '…'], [process:name = '…'], [windows-registry-key:key =
-// '…'], [mutex:name = '…'], [network-traffic:dst_ref.value = '…']) becomes
-// an ioc.Indicator; any other pattern becomes a logic tree (engine stix,
-// rule the indicator id) evaluated against one event, all its
-// observations at once.
+// bound when the others match. An indicator whose pattern is one equality
+// on an object path whose atomic set matches exactly what the comparison
+// does as a tree (the same event fields, the same case rules, the same
+// normalization) becomes an ioc.Indicator: [file:hashes.MD5 = '…'] and
+// 'SHA-1' and 'SHA-512', [ipv4-addr:value = '…'], [ipv6-addr:value = '…'],
+// [domain-name:value = '…'], [url:value = '…'], [mutex:name = '…']. The
+// others stay logic trees, so that an indicator matches the same events
+// whether its pattern has one comparison or two: [file:hashes.'SHA-256' =
+// '…'] (the atomic set also matches process.sha256), [file:name = '…']
+// (process names, and case ignored on Windows), [process:name = '…']
+// (process.parent_name), [network-traffic:dst_ref.value = '…'] (DNS
+// answers, URL hosts), [windows-registry-key:key = '…'] (the key joined
+// with a value name). Such a tree reports the indicator in its detections,
+// and its value must be of the path's form as an atomic one's. Any other
+// pattern becomes a logic tree (engine stix, rule the indicator id)
+// evaluated against one event, all its observations at once.
 //
 // The grammar is parsed whole: observation expressions joined by AND, OR
 // and FOLLOWEDBY, with the qualifiers WITHIN, REPEATS and START/STOP;

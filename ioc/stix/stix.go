@@ -349,10 +349,12 @@ func (p *parser) indicator(o *object, path string) error {
 	if desc == "" {
 		desc = o.Description
 	}
-	// One equality: an atomic indicator.
+	var single *ioc.Indicator // the one equality that stays a tree
+	// One equality on a path with a kind: its value must be of the kind's
+	// form, and it is an atomic indicator when the path is atomic.
 	if ast.op == "" && len(ast.qualifiers) == 0 && ast.comp.op == "" {
 		c := ast.comp.cmp
-		if k, ok := atomicKind(c); ok && c.op == "=" && !c.negate && c.values[0].kind == tString {
+		if k, atomic, ok := atomicKind(c); ok && c.op == "=" && !c.negate && c.values[0].kind == tString {
 			v := c.values[0].text
 			k = refineKind(k, v)
 			ind := ioc.Indicator{ID: o.ID, Kind: k, Value: v, Source: p.name, Severity: p.cfg.Severity,
@@ -365,8 +367,11 @@ func (p *parser) indicator(o *object, path string) error {
 				}
 				return p.fail(ppath, c.values[0].col, "%v", err)
 			}
-			p.res.Indicators = append(p.res.Indicators, n)
-			return nil
+			if atomic {
+				p.res.Indicators = append(p.res.Indicators, n)
+				return nil
+			}
+			single = &n
 		}
 	}
 	b := &builder{}
@@ -383,6 +388,10 @@ func (p *parser) indicator(o *object, path string) error {
 	}
 	tree := &logic.Tree{ID: o.ID, Engine: ioc.EngineSTIX, Source: p.name, Name: desc,
 		Severity: p.cfg.Severity, ValidFrom: from, ValidUntil: until, Root: root}
+	if single != nil {
+		// Its detections report the indicator, as an atomic one's would.
+		tree.Indicators = []ioc.Indicator{*single}
+	}
 	if err := tree.Validate(); err != nil {
 		return p.fail(ppath, 0, "%s", strings.TrimPrefix(err.Error(), logic.ErrInvalidTree.Error()+": "))
 	}
@@ -495,44 +504,73 @@ func (c *comparison) key() string {
 	return s.String()
 }
 
+// pathInfo says what an object path reads, the form of a value it is
+// compared with by "=" (kind; 0: any), and whether such an equality,
+// alone in a pattern, compiles into the atomic sets.
 type pathInfo struct {
 	fields []logic.Field
 	kind   ioc.Kind
+	atomic bool
 }
 
+// paths, by canonical object path (comparison.key). A path is atomic only
+// when the atomic set of its kind matches exactly the events, with
+// exactly the case rules and normalization, that the comparison does as
+// a tree (TestAtomicIsTree proves each against the other; the atomic
+// kinds' fields are in ioc/set.go, AppendMatches):
+//   - hashes MD5, SHA-1, SHA-512: file.md5, file.sha1, file.sha512 only,
+//     hex without case: atomic.
+//   - hashes SHA-256: the sha256 set also matches process.sha256: tree.
+//   - file:name: the name set also matches process names, and ignores
+//     case on Windows hosts where STIX compares exactly: tree.
+//   - ipv4-addr:value, ipv6-addr:value: network.remote_address,
+//     dns.answers and the host of http.url, as the tree: atomic.
+//   - network-traffic:dst_ref.value: the address sets also match
+//     dns.answers and the host of http.url: tree.
+//   - domain-name:value: dns.query, dns.answers and the host of http.url,
+//     exactly, in IDNA ASCII form, as the tree: atomic.
+//   - url:value: http.url only, normalized alike, compared exactly: atomic.
+//   - process:name: the process-name set also matches
+//     process.parent_name, and ignores case on Windows hosts: tree.
+//   - windows-registry-key:key: the registry set also matches the key
+//     joined with registry.value_name: tree.
+//   - mutex:name: mutex.name only, normalized alike, compared exactly:
+//     atomic.
 var paths = map[string]pathInfo{
-	"file:hashes.md5":                     {[]logic.Field{logic.FileMD5}, ioc.KindMD5},
-	"file:hashes.sha1":                    {[]logic.Field{logic.FileSHA1}, ioc.KindSHA1},
-	"file:hashes.sha256":                  {[]logic.Field{logic.FileSHA256}, ioc.KindSHA256},
-	"file:hashes.sha512":                  {[]logic.Field{logic.FileSHA512}, ioc.KindSHA512},
-	"file:name":                           {[]logic.Field{logic.FileName}, ioc.KindFileName},
-	"file:size":                           {[]logic.Field{logic.FileSize}, 0},
-	"file:parent_directory_ref.path":      {[]logic.Field{logic.FileDir}, 0},
-	"ipv4-addr:value":                     {[]logic.Field{logic.NetRemoteAddr, logic.DNSAnswer, logic.HTTPHost}, ioc.KindIPv4},
-	"ipv6-addr:value":                     {[]logic.Field{logic.NetRemoteAddr, logic.DNSAnswer, logic.HTTPHost}, ioc.KindIPv6},
-	"domain-name:value":                   {[]logic.Field{logic.DNSQuery, logic.DNSAnswer, logic.HTTPHost}, ioc.KindHostname},
-	"url:value":                           {[]logic.Field{logic.HTTPURL}, ioc.KindURL},
-	"network-traffic:dst_ref.value":       {[]logic.Field{logic.NetRemoteAddr}, ioc.KindIPv4},
-	"network-traffic:src_ref.value":       {[]logic.Field{logic.NetLocalAddr}, 0},
-	"network-traffic:dst_port":            {[]logic.Field{logic.NetRemotePort}, 0},
-	"network-traffic:src_port":            {[]logic.Field{logic.NetLocalPort}, 0},
-	"network-traffic:protocols[*]":        {[]logic.Field{logic.NetProtocol}, 0},
-	"process:name":                        {[]logic.Field{logic.ProcName}, ioc.KindProcessName},
-	"process:command_line":                {[]logic.Field{logic.ProcCmdLine}, 0},
-	"process:pid":                         {[]logic.Field{logic.ProcPID}, 0},
-	"process:image_ref.name":              {[]logic.Field{logic.ProcName}, 0},
-	"process:binary_ref.name":             {[]logic.Field{logic.ProcName}, 0},
-	"process:parent_ref.name":             {[]logic.Field{logic.ProcParentName}, 0},
-	"process:image_ref.hashes.sha256":     {[]logic.Field{logic.ProcSHA256}, 0},
-	"windows-registry-key:key":            {[]logic.Field{logic.RegKey}, ioc.KindRegistryKey},
-	"windows-registry-key:values[*].name": {[]logic.Field{logic.RegValueName}, 0},
-	"windows-registry-key:values[*].data": {[]logic.Field{logic.RegData}, 0},
-	"mutex:name":                          {[]logic.Field{logic.MutexName}, ioc.KindMutex},
+	"file:hashes.md5":                     {[]logic.Field{logic.FileMD5}, ioc.KindMD5, true},
+	"file:hashes.sha1":                    {[]logic.Field{logic.FileSHA1}, ioc.KindSHA1, true},
+	"file:hashes.sha256":                  {[]logic.Field{logic.FileSHA256}, ioc.KindSHA256, false},
+	"file:hashes.sha512":                  {[]logic.Field{logic.FileSHA512}, ioc.KindSHA512, true},
+	"file:name":                           {[]logic.Field{logic.FileName}, ioc.KindFileName, false},
+	"file:size":                           {[]logic.Field{logic.FileSize}, 0, false},
+	"file:parent_directory_ref.path":      {[]logic.Field{logic.FileDir}, 0, false},
+	"ipv4-addr:value":                     {[]logic.Field{logic.NetRemoteAddr, logic.DNSAnswer, logic.HTTPHost}, ioc.KindIPv4, true},
+	"ipv6-addr:value":                     {[]logic.Field{logic.NetRemoteAddr, logic.DNSAnswer, logic.HTTPHost}, ioc.KindIPv6, true},
+	"domain-name:value":                   {[]logic.Field{logic.DNSQuery, logic.DNSAnswer, logic.HTTPHost}, ioc.KindHostname, true},
+	"url:value":                           {[]logic.Field{logic.HTTPURL}, ioc.KindURL, true},
+	"network-traffic:dst_ref.value":       {[]logic.Field{logic.NetRemoteAddr}, ioc.KindIPv4, false},
+	"network-traffic:src_ref.value":       {[]logic.Field{logic.NetLocalAddr}, 0, false},
+	"network-traffic:dst_port":            {[]logic.Field{logic.NetRemotePort}, 0, false},
+	"network-traffic:src_port":            {[]logic.Field{logic.NetLocalPort}, 0, false},
+	"network-traffic:protocols[*]":        {[]logic.Field{logic.NetProtocol}, 0, false},
+	"process:name":                        {[]logic.Field{logic.ProcName}, ioc.KindProcessName, false},
+	"process:command_line":                {[]logic.Field{logic.ProcCmdLine}, 0, false},
+	"process:pid":                         {[]logic.Field{logic.ProcPID}, 0, false},
+	"process:image_ref.name":              {[]logic.Field{logic.ProcName}, 0, false},
+	"process:binary_ref.name":             {[]logic.Field{logic.ProcName}, 0, false},
+	"process:parent_ref.name":             {[]logic.Field{logic.ProcParentName}, 0, false},
+	"process:image_ref.hashes.sha256":     {[]logic.Field{logic.ProcSHA256}, 0, false},
+	"windows-registry-key:key":            {[]logic.Field{logic.RegKey}, ioc.KindRegistryKey, false},
+	"windows-registry-key:values[*].name": {[]logic.Field{logic.RegValueName}, 0, false},
+	"windows-registry-key:values[*].data": {[]logic.Field{logic.RegData}, 0, false},
+	"mutex:name":                          {[]logic.Field{logic.MutexName}, ioc.KindMutex, true},
 }
 
-func atomicKind(c *comparison) (ioc.Kind, bool) {
-	pi, ok := paths[c.key()]
-	return pi.kind, ok && pi.kind != 0
+// atomicKind returns the kind of c's object path and whether an equality
+// on it is atomic; ok is false when the path has no kind.
+func atomicKind(c *comparison) (k ioc.Kind, atomic, ok bool) {
+	pi, found := paths[c.key()]
+	return pi.kind, pi.atomic, found && pi.kind != 0
 }
 
 var ops = map[string]logic.Op{"=": logic.OpEq, "!=": logic.OpEq, "<": logic.OpLT, "<=": logic.OpLE, ">": logic.OpGT,

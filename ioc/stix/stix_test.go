@@ -22,14 +22,18 @@ func TestBundle(t *testing.T) {
 	require.NoError(t, err)
 	res, err := Parse(data, Config{Name: "bundle.json", Severity: ioc.SeverityMedium})
 	require.NoError(t, err)
-	// Atomic: the hash, the domain, the expired mutex (its window is kept).
-	require.Len(t, res.Indicators, 3)
-	assert.Equal(t, ioc.KindSHA256, res.Indicators[0].Kind)
-	assert.Equal(t, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9", res.Indicators[0].Value)
-	assert.Equal(t, 90, res.Indicators[0].Confidence)
-	assert.Equal(t, []string{"malicious-activity"}, res.Indicators[0].Tags)
-	assert.Equal(t, ioc.KindHostname, res.Indicators[1].Kind)
-	require.Len(t, res.Trees, 4)
+	// Atomic: the domain, the expired mutex (its window is kept). The
+	// SHA-256 equality is a tree (the atomic sha256 set also matches
+	// process.sha256) that reports its indicator.
+	require.Len(t, res.Indicators, 2)
+	assert.Equal(t, ioc.KindHostname, res.Indicators[0].Kind)
+	require.Len(t, res.Trees, 5)
+	require.Len(t, res.Trees[0].Indicators, 1)
+	hash := res.Trees[0].Indicators[0]
+	assert.Equal(t, ioc.KindSHA256, hash.Kind)
+	assert.Equal(t, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9", hash.Value)
+	assert.Equal(t, 90, hash.Confidence)
+	assert.Equal(t, []string{"malicious-activity"}, hash.Tags)
 	assert.Equal(t, 1, res.Revoked)
 	require.Len(t, res.YARA, 1)
 	assert.Equal(t, "objects[12].pattern", res.YARA[0].Path)
@@ -80,8 +84,11 @@ func TestBundle(t *testing.T) {
 		return &e
 	}
 	// Atomic matches and near misses.
-	assert.Len(t, set.Match(file(`C:\a.bin`, 1, "B94D27B9934D3E08A52E52D7DA7DABFAC484EFE37A5380EE9088F7ACE2EFCDE9"), t0), 1)
-	assert.Empty(t, set.Match(file(`C:\a.bin`, 1, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde8"), t0))
+	assert.Len(t, trees.Eval(file(`C:\a.bin`, 1, "B94D27B9934D3E08A52E52D7DA7DABFAC484EFE37A5380EE9088F7ACE2EFCDE9"), t0, nil), 1)
+	assert.Empty(t, trees.Eval(file(`C:\a.bin`, 1, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde8"), t0, nil))
+	imageEv := proc("a.bin", "")
+	imageEv.Process.SHA256 = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+	assert.Empty(t, trees.Eval(imageEv, t0, nil), "a file hash is not a process image's")
 	assert.Len(t, set.Match(dns("Beacon.cordon-test.example"), t0), 1)
 	assert.Empty(t, set.Match(dns("x.beacon.cordon-test.example"), t0), "domain-name equality is exact")
 	assert.Empty(t, set.Match(mutex("cordon-expired"), t0), "valid_until passed")

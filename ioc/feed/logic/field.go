@@ -12,7 +12,8 @@ import (
 // the event field it reads (String returns its JSON path) and the form its
 // values are compared in: digests in lower case; paths, URLs, registry keys
 // and mutexes as ioc.Normalize puts them; addresses unmapped; domain names
-// in lower case without trailing dot; numbers in decimal.
+// in lower case without trailing dot, internationalized ones in their
+// IDNA ASCII form; numbers in decimal.
 type Field uint8
 
 // The fields.
@@ -145,12 +146,12 @@ func (f Field) Normalize(v string) string {
 			return a.WithZone("").Unmap().String()
 		}
 	case formDomain:
-		return strings.ToLower(strings.TrimSuffix(v, "."))
+		return domainName(v)
 	case formHostOrAddr:
 		if a, err := netip.ParseAddr(strings.Trim(v, "[]")); err == nil {
 			return a.WithZone("").Unmap().String()
 		}
-		return strings.ToLower(strings.TrimSuffix(v, "."))
+		return domainName(v)
 	case formURL:
 		if n, err := ioc.Normalize(ioc.KindURL, v); err == nil {
 			return n
@@ -190,6 +191,23 @@ func (f Field) Normalize(v string) string {
 	return v
 }
 
+// domainName returns the host name v in lower case without trailing dot
+// and, when it is not ASCII, in its IDNA ASCII form as ioc.Normalize puts
+// it (so "BÜCHER.example" and "xn--bcher-kva.example" are one name, as
+// they are in the host of a normalized URL and in the atomic sets). A
+// name that is not a valid internationalized one is only lower-cased.
+func domainName(v string) string {
+	for i := 0; i < len(v); i++ {
+		if v[i] >= 0x80 {
+			if n, err := ioc.Normalize(ioc.KindHostname, v); err == nil {
+				return n
+			}
+			break
+		}
+	}
+	return strings.ToLower(strings.TrimSuffix(v, "."))
+}
+
 // expandHive returns a partial value of a registry field (the start of a
 // key, for prefix, substring and LIKE tests) with a leading hive
 // abbreviation in the long form keys are normalized to: `HKLM\Software`
@@ -221,6 +239,30 @@ func (o *observed) set(f Field, v string) {
 	if v = strings.TrimSpace(v); v != "" {
 		o.vals[f], o.has[f] = f.Normalize(v), true
 	}
+}
+
+// host sets a host name (or address) field. See hostValue.
+func (o *observed) host(f Field, v string) {
+	if strings.TrimSpace(v) != "" {
+		o.vals[f], o.has[f] = hostValue(f, v), true
+	}
+}
+
+// hostValue returns an observed host name or address in f's form. One
+// with white space around it, or an address with a trailing dot, is no
+// host name: it is kept lower-cased as it is, so that it equals no name
+// or address (as in the atomic sets), while substring and pattern tests
+// still see it.
+func hostValue(f Field, v string) string {
+	if t := strings.TrimSpace(v); t != v {
+		return strings.ToLower(v)
+	}
+	if t, ok := strings.CutSuffix(v, "."); ok {
+		if _, err := netip.ParseAddr(strings.Trim(t, "[]")); err == nil {
+			return strings.ToLower(v)
+		}
+	}
+	return f.Normalize(v)
 }
 
 func (o *observed) num(f Field, n int64, present bool) {
@@ -301,10 +343,10 @@ func observe(ev *ioc.Event, o *observed) {
 		if d == nil {
 			return
 		}
-		o.set(DNSQuery, d.Query)
+		o.host(DNSQuery, d.Query)
 		for _, a := range d.Answers {
-			if a = strings.TrimSpace(a); a != "" {
-				o.multi = append(o.multi, DNSAnswer.Normalize(a))
+			if strings.TrimSpace(a) != "" {
+				o.multi = append(o.multi, hostValue(DNSAnswer, a))
 			}
 		}
 	case ioc.EventHTTP:
@@ -315,7 +357,7 @@ func observe(ev *ioc.Event, o *observed) {
 		o.set(HTTPURL, h.URL)
 		o.set(HTTPMethod, h.Method)
 		if o.has[HTTPURL] {
-			o.set(HTTPHost, urlHost(o.vals[HTTPURL]))
+			o.host(HTTPHost, urlHost(o.vals[HTTPURL]))
 			o.set(HTTPURI, urlURI(o.vals[HTTPURL]))
 		}
 	case ioc.EventRegistry:
@@ -327,7 +369,10 @@ func observe(ev *ioc.Event, o *observed) {
 		o.set(RegKeyPath, r.Key)
 		o.set(RegValueName, r.ValueName)
 		if o.has[RegKey] && r.ValueName != "" {
-			o.vals[RegPath], o.has[RegPath] = o.vals[RegKey]+`\`+strings.ToLower(strings.TrimSpace(r.ValueName)), true
+			// The value name as it is: in the registry "Run\x " is
+			// another value than "Run\x" (and the atomic registry set
+			// joins it so).
+			o.vals[RegPath], o.has[RegPath] = o.vals[RegKey]+`\`+strings.ToLower(r.ValueName), true
 		}
 		o.set(RegData, r.Data)
 		o.set(ServiceName, serviceName(o.vals[RegKey]))
