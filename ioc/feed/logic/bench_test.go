@@ -71,3 +71,39 @@ func BenchmarkEval10kAllTrees(b *testing.B) {
 		b.Fatal(n)
 	}
 }
+
+// cidrSet builds n trees, each one CIDR equality on the remote address
+// (as OpenIOC PortItem/remoteIP and STIX dst_ref.value compile): IPv4 /24s
+// and IPv6 /48s, disjoint.
+func cidrSet(tb testing.TB, n int) *Set {
+	trees := make([]*Tree, 0, n)
+	for i := range n {
+		v := fmt.Sprintf("10.%d.%d.0/24", i/2/256, i/2%256)
+		if i%2 == 1 {
+			v = fmt.Sprintf("2001:db8:%x::/48", i/2)
+		}
+		root := leaf(tb, Cond{Fields: []Field{NetRemoteAddr}, Op: OpEq, Values: []string{v}})
+		trees = append(trees, &Tree{ID: fmt.Sprint(i), Engine: ioc.EngineOpenIOC, Root: root})
+	}
+	s, err := Compile(trees)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkEval10kCIDR: 10,000 trees of one CIDR equality each and one
+// network event, which is within one of them.
+func BenchmarkEval10kCIDR(b *testing.B) {
+	s := cidrSet(b, 10_000)
+	ev := base(ioc.EventNetwork, "linux")
+	ev.Network = &ioc.NetworkEvent{Protocol: "tcp", LocalAddress: "192.168.1.20", LocalPort: 50000, RemoteAddress: "10.7.208.9", RemotePort: 443}
+	b.ReportAllocs()
+	var r []Result
+	for b.Loop() {
+		r = s.Eval(&ev, t0, r[:0])
+	}
+	if len(r) != 1 || r[0].Tree.ID != "4000" {
+		b.Fatal(r)
+	}
+}

@@ -10,10 +10,13 @@
 // the field, with another value".
 //
 // Compile indexes trees by what they need: for each tree it picks a small
-// set of (field, value) keys, or failing that of fields, such that the tree
-// cannot be true unless the event has one of them. An event then touches
-// only the trees that can match it; with 10,000 trees of equality tests an
-// event is compared with the few whose keys it carries.
+// set of (field, value) keys and (field, CIDR prefix) pairs, or failing
+// that of fields, such that the tree cannot be true unless the event has
+// one of them. An event then touches only the trees that can match it;
+// with 10,000 trees of equality tests an event is compared with the few
+// whose keys it carries, and with 10,000 trees of CIDR equalities (an
+// address within a prefix) with the few whose prefixes contain its
+// addresses, found in a prefix table per field.
 //
 // # Usage
 //

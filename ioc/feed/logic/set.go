@@ -1,10 +1,14 @@
 package logic
 
 import (
+	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/gaissmai/bart"
 
 	"github.com/cordonsec/cordon/ioc"
 )
@@ -12,10 +16,11 @@ import (
 // Set is a compiled, indexed collection of trees. It is immutable and safe
 // for concurrent use.
 type Set struct {
-	trees   []*Tree
-	byKey   map[string][]uint32 // field byte + folded value -> trees
-	byField [fieldEnd][]uint32  // field -> trees that need only its presence
-	never   int                 // trees that can never hold
+	trees    []*Tree
+	byKey    map[string][]uint32             // field byte + folded value -> trees
+	byPrefix [fieldEnd]*bart.Table[[]uint32] // field -> CIDR prefix -> trees that need an address within it
+	byField  [fieldEnd][]uint32              // field -> trees that need only its presence
+	never    int                             // trees that can never hold
 }
 
 // Compile checks trees and indexes them. It returns an error wrapping
@@ -23,6 +28,7 @@ type Set struct {
 // must not be changed afterwards.
 func Compile(trees []*Tree) (*Set, error) {
 	s := &Set{trees: trees, byKey: map[string][]uint32{}}
+	byPrefix := map[fieldPrefix][]uint32{}
 	for i, t := range trees {
 		if t == nil {
 			return nil, fmt.Errorf("%w: tree #%d is nil", ErrInvalidTree, i)
@@ -38,9 +44,18 @@ func Compile(trees []*Tree) (*Set, error) {
 		for _, k := range r.keys {
 			s.byKey[k] = append(s.byKey[k], uint32(i))
 		}
+		for _, p := range r.prefixes {
+			byPrefix[p] = append(byPrefix[p], uint32(i))
+		}
 		for _, f := range r.fields {
 			s.byField[f] = append(s.byField[f], uint32(i))
 		}
+	}
+	for p, ids := range byPrefix {
+		if s.byPrefix[p.field] == nil {
+			s.byPrefix[p.field] = new(bart.Table[[]uint32])
+		}
+		s.byPrefix[p.field].Insert(p.prefix, ids)
 	}
 	return s, nil
 }
@@ -61,15 +76,36 @@ func (s *Set) Trees() []*Tree {
 	return s.trees
 }
 
-// requirement: a tree cannot hold unless the event has one of keys or one
-// of fields; never: it cannot hold at all.
+// requirement: a tree cannot hold unless the event has one of keys, an
+// address within one of prefixes, or one of fields; never: it cannot hold
+// at all.
 type requirement struct {
-	keys   []string
-	fields []Field
-	never  bool
+	keys     []string
+	prefixes []fieldPrefix
+	fields   []Field
+	never    bool
 }
 
-func (r requirement) cost() int { return len(r.keys) + 1000*len(r.fields) }
+// fieldPrefix is a CIDR prefix (masked) one of whose addresses a field must
+// hold.
+type fieldPrefix struct {
+	field  Field
+	prefix netip.Prefix
+}
+
+func compareFieldPrefix(a, b fieldPrefix) int {
+	if c := cmp.Compare(a.field, b.field); c != 0 {
+		return c
+	}
+	if c := a.prefix.Addr().Compare(b.prefix.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.prefix.Bits(), b.prefix.Bits())
+}
+
+// cost: a key and a prefix are each one lookup that selects the few trees
+// that need them; a field selects every tree that needs it.
+func (r requirement) cost() int { return len(r.keys) + len(r.prefixes) + 1000*len(r.fields) }
 
 func indexKey(f Field, folded string) string { return string(rune(f)) + folded }
 
@@ -87,6 +123,21 @@ func need(n *Node) requirement {
 				}
 			}
 			return r
+		}
+		if !c.Negate && len(c.prefixes) > 0 {
+			switch c.Op {
+			case OpEq, OpIn, OpSubset:
+				// test: an address that one of c.prefixes contains.
+				return prefixRequirement(c.Fields, c.prefixes)
+			case OpSuperset:
+				// test: the one address of a host prefix; a wider
+				// prefix is the superset of no address.
+				p := c.prefixes[0]
+				if p.Bits() != p.Addr().BitLen() {
+					return requirement{never: true}
+				}
+				return prefixRequirement(c.Fields, c.prefixes)
+			}
 		}
 		return requirement{fields: slices.Clone(c.Fields)}
 	case nodeAnd:
@@ -112,6 +163,7 @@ func need(n *Node) requirement {
 			}
 			any = true
 			u.keys = append(u.keys, r.keys...)
+			u.prefixes = append(u.prefixes, r.prefixes...)
 			u.fields = append(u.fields, r.fields...)
 		}
 		if !any {
@@ -119,11 +171,23 @@ func need(n *Node) requirement {
 		}
 		slices.Sort(u.keys)
 		u.keys = slices.Compact(u.keys)
+		slices.SortFunc(u.prefixes, compareFieldPrefix)
+		u.prefixes = slices.Compact(u.prefixes)
 		slices.Sort(u.fields)
 		u.fields = slices.Compact(u.fields)
 		return u
 	}
 	return requirement{never: true}
+}
+
+func prefixRequirement(fields []Field, prefixes []netip.Prefix) requirement {
+	var r requirement
+	for _, f := range fields {
+		for _, p := range prefixes {
+			r.prefixes = append(r.prefixes, fieldPrefix{f, p})
+		}
+	}
+	return r
 }
 
 // Result is one tree that holds for an event.
@@ -137,8 +201,10 @@ type Result struct {
 }
 
 // Eval appends to dst the trees that hold for ev at now (a tree outside
-// its validity window does not) and returns the extended slice. Only trees
-// whose index keys the event carries are evaluated.
+// its validity window does not) and returns the extended slice, in the
+// order of the trees given to Compile. Only trees whose index keys the
+// event carries (a value, an address within a prefix, or a field) are
+// evaluated.
 func (s *Set) Eval(ev *ioc.Event, now time.Time, dst []Result) []Result {
 	if s == nil || len(s.trees) == 0 || ev == nil {
 		return dst
@@ -157,6 +223,11 @@ func (s *Set) Eval(ev *ioc.Event, now time.Time, dst []Result) []Result {
 			buf = appendLower(buf, v)
 			cand = append(cand, s.byKey[string(buf)]...)
 		}
+		if t := s.byPrefix[f]; t != nil {
+			for _, v := range o.values(f) {
+				cand = appendWithin(cand, t, v)
+			}
+		}
 	}
 	if len(cand) == 0 {
 		return dst
@@ -174,6 +245,20 @@ func (s *Set) Eval(ev *ioc.Event, now time.Time, dst []Result) []Result {
 		}
 	}
 	return dst
+}
+
+// appendWithin appends to cand the trees of t's prefixes that contain the
+// address v, as Cond.test parses it; it appends none when v is no address
+// (or one with a zone, which netip.Prefix.Contains refuses).
+func appendWithin(cand []uint32, t *bart.Table[[]uint32], v string) []uint32 {
+	a, err := netip.ParseAddr(v)
+	if err != nil || a.Zone() != "" {
+		return cand
+	}
+	for _, ids := range t.Supernets(netip.PrefixFrom(a, a.BitLen())) {
+		cand = append(cand, ids...)
+	}
+	return cand
 }
 
 // appendLower appends v in lower case, as strings.ToLower would.
