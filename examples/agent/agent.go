@@ -332,6 +332,14 @@ func (l latencyIsolator) Isolate(ctx context.Context, req response.IsolateReques
 func (a *agent) handleCommand(ctx context.Context, c bus.Command, _ bus.Delivery) error {
 	a.log.Info("command", "id", c.ID, "action", c.Action, "issuer", c.Issuer)
 	res, err := pipeline.HandleCommand(ctx, a.mgr, c)
+	// The answer, for the console, after the isolation events the
+	// command caused (the same queue).
+	if ev, perr := pipeline.CommandResultEvent(a.cfg.Host.ID, res, time.Now()); perr == nil {
+		a.sink.async.Then(ctx, "command result", func(ctx context.Context) error {
+			_, err := a.bus.PublishEvent(ctx, ev)
+			return err
+		})
+	}
 	if err != nil {
 		a.log.Warn("command refused", "id", c.ID, "err", err)
 		return fmt.Errorf("%w: %v", bus.ErrRejected, err)

@@ -110,6 +110,15 @@ func agent(t *testing.T, b *bus.Bus, host, trusted string) *isolation.Manager {
 	}
 	sub, err := b.ConsumeCommands(ctx, host, v, bus.ConsumerConfig{}, func(ctx context.Context, c bus.Command, _ bus.Delivery) error {
 		res, err := pipeline.HandleCommand(ctx, m, c)
+		// The answer, after the isolation events (published
+		// synchronously by EventSink), as the agent sends it.
+		ev, perr := pipeline.CommandResultEvent(host, res, time.Now())
+		if perr != nil {
+			return perr
+		}
+		if _, perr := b.PublishEvent(ctx, ev); perr != nil {
+			return perr
+		}
 		if err != nil {
 			return err
 		}
@@ -175,6 +184,38 @@ func TestIsolateStatusRelease(t *testing.T) {
 	}
 	if m.Status().State != isolation.StateOff {
 		t.Fatalf("after release: %+v", m.Status())
+	}
+}
+
+// TestCommandAnswers: a command the host carries out without a state
+// change, or refuses, is answered at once by the host's command result
+// (without it the console waited out --wait and reported no answer).
+func TestCommandAnswers(t *testing.T) {
+	b := bustest.New(t, bus.Config{Listen: "127.0.0.1:0"})
+	url := b.ClientURL()
+	key, pub := keygen(t)
+	m := agent(t, b, "h-4", pub)
+	ctx := context.Background()
+	var out bytes.Buffer
+	// The --wait is long: an answer that does not come fails the test by
+	// its timeout instead of passing by it.
+	code := run(ctx, []string{"release", "h-4", "--bus", url, "--key", key, "--wait", "10m"}, &out, &out)
+	if code != 0 || !strings.Contains(out.String(), "h-4 answered command ") || !strings.Contains(out.String(), "nothing changed, off") {
+		t.Fatalf("release of a host not isolated: exit %d:\n%s", code, out.String())
+	}
+	out.Reset()
+	code = run(ctx, []string{"isolate", "h-4", "--bus", url, "--key", key, "--duration", "900000h", "--wait", "10m"}, &out, &out)
+	if code != 1 || !strings.Contains(out.String(), "h-4 refused command ") || !strings.Contains(out.String(), "out of range") {
+		t.Fatalf("isolation the host refuses: exit %d:\n%s", code, out.String())
+	}
+	if st := m.Status(); st.State != isolation.StateOff {
+		t.Fatalf("state %+v", st)
+	}
+	// An isolation still returns on its "enabled" event.
+	out.Reset()
+	code = run(ctx, []string{"isolate", "h-4", "--bus", url, "--key", key, "--duration", "1h", "--wait", "10m"}, &out, &out)
+	if code != 0 || !strings.Contains(out.String(), "h-4 isolation enabled mode=manual") {
+		t.Fatalf("isolate: exit %d:\n%s", code, out.String())
 	}
 }
 

@@ -244,7 +244,7 @@ func send(ctx context.Context, c *common, host string, action bus.Action, a *pip
 		return err
 	}
 	// Subscribe before publishing, so that a fast answer is not missed.
-	subj := bus.PrefixEvents + host + ".isolation.>"
+	subj := bus.PrefixEvents + host + ".>" // isolation events and the command result
 	events := make(chan *nats.Msg, 64)
 	var sub *nats.Subscription
 	if wait > 0 {
@@ -268,6 +268,16 @@ func send(ctx context.Context, c *common, host string, action bus.Action, a *pip
 			e, err := bus.DecodeEvent(m.Subject, m.Data)
 			if err != nil {
 				continue
+			}
+			// The host's answer: it follows the isolation events the
+			// command caused, and is the only one when the command was
+			// refused or changed nothing.
+			if res, ok, err := pipeline.DecodeCommandResult(e); ok && err == nil && res.CommandID == sc.ID {
+				if !res.OK {
+					return &exitError{code: 1, err: fmt.Errorf("%s refused command %s: %s", host, sc.ID, res.Error)}
+				}
+				fmt.Fprintln(stdout, resultSummary(host, res))
+				return nil
 			}
 			ie, ok, err := pipeline.DecodeIsolationEvent(e)
 			if !ok || err != nil || ie.CommandID != sc.ID {
@@ -329,6 +339,25 @@ func isolationSummary(host string, e isolation.Event) string {
 	}
 	if e.Error != "" {
 		s += fmt.Sprintf(" error=%q", e.Error)
+	}
+	return s
+}
+
+// resultSummary describes a command carried out without an isolation
+// event: nothing changed, or the command was a duplicate.
+func resultSummary(host string, r isolation.Result) string {
+	s := fmt.Sprintf("%s answered command %s: nothing changed, %s", host, r.CommandID, r.Status.State)
+	if r.Duplicate {
+		s = fmt.Sprintf("%s answered command %s: already carried out, %s", host, r.CommandID, r.Status.State)
+	}
+	if r.Status.Mode != 0 {
+		s += " mode=" + r.Status.Mode.String()
+	}
+	if !r.Status.Deadline.IsZero() {
+		s += " until=" + r.Status.Deadline.UTC().Format(time.RFC3339)
+	}
+	if r.Status.UntilReleased {
+		s += " until-released"
 	}
 	return s
 }

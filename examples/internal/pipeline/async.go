@@ -17,7 +17,7 @@ import (
 type AsyncSink struct {
 	next isolation.Sink
 	log  *slog.Logger
-	ch   chan isolation.Event
+	ch   chan queued
 
 	once sync.Once
 	done chan struct{}
@@ -29,21 +29,40 @@ func NewAsyncSink(next isolation.Sink, size int, log *slog.Logger) *AsyncSink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &AsyncSink{next: next, log: log, ch: make(chan isolation.Event, max(size, 1)), done: make(chan struct{})}
+	s := &AsyncSink{next: next, log: log, ch: make(chan queued, max(size, 1)), done: make(chan struct{})}
 	go s.run()
 	return s
 }
 
+// queued is an event for Next, or other work (Then) kept in the order of
+// the events.
+type queued struct {
+	e    isolation.Event
+	then func(context.Context) error
+	what string
+}
+
 // Publish implements isolation.Sink: it queues e and returns nil.
 func (s *AsyncSink) Publish(ctx context.Context, e isolation.Event) error {
+	return s.enqueue(ctx, queued{e: e, what: string(e.Kind)})
+}
+
+// Then queues f, to run on the sink's goroutine after the events queued
+// before it were handed to Next (an answer that must not overtake them);
+// what names it in the log if it fails.
+func (s *AsyncSink) Then(ctx context.Context, what string, f func(context.Context) error) error {
+	return s.enqueue(ctx, queued{then: f, what: what})
+}
+
+func (s *AsyncSink) enqueue(ctx context.Context, q queued) error {
 	select {
-	case s.ch <- e:
+	case s.ch <- q:
 		return nil
 	default:
 	}
-	s.log.Warn("audit event queue full; waiting for the bus", "event", e.Kind)
+	s.log.Warn("audit event queue full; waiting for the bus", "event", q.what)
 	select {
-	case s.ch <- e:
+	case s.ch <- q:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -52,10 +71,16 @@ func (s *AsyncSink) Publish(ctx context.Context, e isolation.Event) error {
 
 func (s *AsyncSink) run() {
 	defer close(s.done)
-	for e := range s.ch {
+	for q := range s.ch {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := s.next.Publish(ctx, e); err != nil {
-			s.log.Error("publishing an audit event", "event", e.Kind, "id", e.ID, "err", err)
+		var err error
+		if q.then != nil {
+			err = q.then(ctx)
+		} else {
+			err = s.next.Publish(ctx, q.e)
+		}
+		if err != nil {
+			s.log.Error("publishing an audit event", "event", q.what, "id", q.e.ID, "err", err)
 		}
 		cancel()
 	}

@@ -1,8 +1,9 @@
 // Package pipeline holds what the example programs (runner, agent, console)
 // share to assemble cordon's pipeline: feed and YARA
 // matching of events, the bridge from verified bus commands to the isolation
-// Manager, the isolation audit sink on the bus, and a local isolator that
-// records what the response engine asks for.
+// Manager, the isolation audit sink on the bus, the command result event
+// that answers each command (CommandResultEvent), and a local isolator
+// that records what the response engine asks for.
 //
 // It is internal to the examples: a product assembles these pieces itself.
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,5 +118,64 @@ func TestLocalIsolatorExtendsNeverShortens(t *testing.T) {
 	}
 	if _, err := l.Isolate(ctx, response.IsolateRequest{}); err == nil {
 		t.Error("no host accepted")
+	}
+}
+
+type recordingSink struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *recordingSink) Publish(_ context.Context, e isolation.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, string(e.Kind))
+	return nil
+}
+
+// TestAsyncSinkThenKeepsOrder: work queued with Then runs after the
+// events queued before it (a command's answer never overtakes its
+// isolation events), and Close runs what is still queued.
+func TestAsyncSinkThenKeepsOrder(t *testing.T) {
+	rec := &recordingSink{}
+	s := NewAsyncSink(rec, 1, nil)
+	ctx := context.Background()
+	for _, k := range []isolation.EventKind{isolation.EventIsolating, isolation.EventEnabled} {
+		if err := s.Publish(ctx, isolation.Event{Kind: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Then(ctx, "result", func(context.Context) error {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		rec.got = append(rec.got, "result")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close(ctx)
+	if got, want := strings.Join(rec.got, " "), "isolating enabled result"; got != want {
+		t.Fatalf("order %q, want %q", got, want)
+	}
+}
+
+func TestCommandResultEventRoundTrip(t *testing.T) {
+	res := isolation.Result{CommandID: "c-1", Error: "refused", Status: isolation.Status{State: isolation.StateOff}}
+	e, err := CommandResultEvent("h-1", res, time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subj, err := e.Subject(); err != nil || subj != "cordon.events.h-1.command.result" || e.ID != "result-c-1" {
+		t.Fatalf("subject %q (%v), id %q", subj, err, e.ID)
+	}
+	got, ok, err := DecodeCommandResult(e)
+	if !ok || err != nil || got.CommandID != "c-1" || got.Error != "refused" || got.OK {
+		t.Fatalf("decoded %+v ok=%v err=%v", got, ok, err)
+	}
+	if _, ok, _ := DecodeIsolationEvent(e); ok {
+		t.Fatal("a command result decoded as an isolation event")
+	}
+	if _, ok, _ := DecodeCommandResult(bus.Event{Source: IsolationEventSource, Kind: "isolation.enabled"}); ok {
+		t.Fatal("an isolation event decoded as a command result")
 	}
 }

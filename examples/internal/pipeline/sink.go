@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/cordonsec/cordon/bus"
 	"github.com/cordonsec/cordon/isolation"
@@ -50,4 +51,38 @@ func DecodeIsolationEvent(e bus.Event) (ev isolation.Event, ok bool, err error) 
 		return ev, true, err
 	}
 	return ev, true, nil
+}
+
+// CommandResultSource is the Source of the audit events that answer a
+// command (CommandResultEvent).
+const CommandResultSource = "command"
+
+// CommandResultKind is the Kind of a command's answer:
+// cordon.events.<host>.command.result.
+const CommandResultKind = "command.result"
+
+// CommandResultEvent returns the audit event that answers a command with
+// its isolation.Result: the console waits for it, so that a command the
+// host refused, or carried out without a state change (releasing a host
+// that is not isolated), is answered too. Its id derives from the
+// command's, so a redelivered command's answer is stored once.
+func CommandResultEvent(host string, res isolation.Result, now time.Time) (bus.Event, error) {
+	data, err := json.Marshal(res)
+	if err != nil {
+		return bus.Event{}, err
+	}
+	return bus.Event{ID: "result-" + res.CommandID, Time: now, Host: host, Kind: CommandResultKind,
+		Source: CommandResultSource, Data: data}, nil
+}
+
+// DecodeCommandResult returns the isolation.Result carried by an audit
+// event made by CommandResultEvent; ok is false for other events.
+func DecodeCommandResult(e bus.Event) (res isolation.Result, ok bool, err error) {
+	if e.Source != CommandResultSource || e.Kind != CommandResultKind {
+		return res, false, nil
+	}
+	if err := json.Unmarshal(e.Data, &res); err != nil {
+		return res, true, err
+	}
+	return res, true, nil
 }
