@@ -48,7 +48,7 @@ func reportCPU(b *testing.B, start time.Duration) {
 }
 
 // BenchmarkApply1000Rules: Apply of a plan with 1,000 exclusion rules
-// (4,000 nftables rules) in a test namespace, read-back included. Goal:
+// (about 1,000 set elements in 4 named sets) in a test namespace, read-back included. Goal:
 // < 50 ms. "replace" alternates two plans, so every Apply writes and
 // swaps the table; "unchanged" applies the plan in force again.
 func BenchmarkApply1000Rules(b *testing.B) {
@@ -152,8 +152,7 @@ func establishedTo(tb testing.TB, ns *testNS, remote netip.Addr) int {
 }
 
 // benchLists returns 1,000 outbound TCP rules that each name remotes
-// addresses and ports: 2x2 combinations are written as one nftables rule
-// per combination, 5x4 (more than expandLimit) with two anonymous sets.
+// addresses and ports; each combination is one element of a named set.
 func benchLists(off, remotes, ports int) isolation.Plan {
 	var p isolation.Plan
 	for i := range 1000 {
@@ -171,9 +170,8 @@ func benchLists(off, remotes, ports int) isolation.Plan {
 }
 
 // BenchmarkApply1000RulesLists: Apply (replace) of 1,000 rules with lists:
-// "2x2" two remotes and two ports each (8,000 nftables rules, no sets),
-// "5x4" five remotes and four ports each (2,000 nftables rules and 2,000
-// anonymous sets, each read back with a round trip of its own).
+// "2x2" two remotes and two ports each (4,000 set elements), "5x4" five
+// remotes and four ports each (20,000 set elements).
 func BenchmarkApply1000RulesLists(b *testing.B) {
 	needRoot(b)
 	h := newNS(b, "h")

@@ -6,6 +6,9 @@ import (
 	"net/netip"
 	"testing"
 
+	gnft "github.com/google/nftables"
+	"golang.org/x/sys/unix"
+
 	"github.com/cordonsec/cordon/isolation"
 	"github.com/cordonsec/cordon/isolation/isolationtest"
 )
@@ -106,29 +109,81 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// deleteLastRule deletes, behind the enforcer's back, every nftables rule
-// of the last plan rule (all that carry its comment), as an administrator
-// deleting one exclusion would.
+// deleteLastRule deletes, behind the enforcer's back, everything of the
+// last plan rule (the rules and set elements that carry its comment), as
+// an administrator deleting one exclusion would.
 func deleteLastRule(e *Enforcer) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out, err := e.conn.GetRules(table, baseChain(chainOutput))
-	if err != nil || len(out) < 2 {
-		return fmt.Errorf("tamper: %d rules: %v", len(out), err)
+	last, lastIndex := "", -1
+	consider := func(tag string) {
+		if kind, i, _, err := parseTag(tag); err == nil && kind == 'r' && i > lastIndex {
+			last, lastIndex = tag, i
+		}
 	}
-	tag, _ := parseComment(out[len(out)-1].UserData)
+	rules := map[chainID][]*gnft.Rule{}
 	for _, id := range []chainID{chainInput, chainOutput} {
 		rs, err := e.conn.GetRules(table, baseChain(id))
 		if err != nil {
 			return err
 		}
+		rules[id] = rs
 		for _, r := range rs {
-			if c, ok := parseComment(r.UserData); ok && c == tag {
+			if c, ok := parseComment(r.UserData); ok {
+				consider(c)
+			}
+		}
+	}
+	sets, err := e.gen.dumpSets()
+	if err != nil {
+		return err
+	}
+	elems := map[string][]dumpedElem{}
+	for _, s := range sets {
+		if s.flags&unix.NFT_SET_ANONYMOUS != 0 {
+			continue
+		}
+		es, err := e.gen.dumpSetElems(s.name)
+		if err != nil {
+			return err
+		}
+		elems[s.name] = es
+		for _, el := range es {
+			if c, ok := parseComment(el.userData); ok {
+				consider(c)
+			}
+		}
+	}
+	if last == "" {
+		return fmt.Errorf("tamper: no plan rule in the table")
+	}
+	n := 0
+	for _, id := range []chainID{chainInput, chainOutput} {
+		for _, r := range rules[id] {
+			if c, ok := parseComment(r.UserData); ok && c == last {
 				if err := e.conn.DelRule(r); err != nil {
 					return err
 				}
+				n++
 			}
 		}
+	}
+	for name, es := range elems {
+		var del []gnft.SetElement
+		for _, el := range es {
+			if c, ok := parseComment(el.userData); ok && c == last {
+				del = append(del, gnft.SetElement{Key: el.key, KeyEnd: el.keyEnd})
+			}
+		}
+		if len(del) > 0 {
+			if err := e.conn.SetDeleteElements(&gnft.Set{Table: table, Name: name}, del); err != nil {
+				return err
+			}
+			n += len(del)
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("tamper: nothing carries %q", last)
 	}
 	return e.conn.Flush()
 }

@@ -135,6 +135,9 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 			return nil
 		}
 		st = state{exists: true, head: [2]bool{true, true}, layout: e.verified.layout}
+		for _, s := range st.layout.sets {
+			st.namedSets = append(st.namedSets, s.name)
+		}
 	} else if st, err = e.read(); err != nil {
 		return fmt.Errorf("nftables: apply: read: %w", err)
 	}
@@ -146,7 +149,8 @@ func (e *Enforcer) Apply(ctx context.Context, p isolation.Plan) error {
 		if err := e.write(st, want); err != nil {
 			return fmt.Errorf("nftables: apply: %w", err)
 		}
-		e.log.Info("nftables: isolation rules written", "rules", len(want.input)+len(want.output)+2*len(headExprs(chainInput)))
+		rules, elems := want.size()
+		e.log.Info("nftables: isolation rules written", "rules", rules+2*len(headExprs(chainInput)), "sets", len(want.sets), "elements", elems)
 	}
 	// Ending connections and reading back touch different sockets and
 	// neither changes what the other reads: run them side by side.
@@ -249,7 +253,8 @@ type state struct {
 	recreate    bool     // a base chain cannot be repaired in place
 	chainIssue  string   // first structural problem of the chains
 	head        [2]bool  // the fixed rules (headExprs) start the chain
-	ruleIssue   string   // first rule that is not an atom
+	ruleIssue   string   // first rule or set that is not one this adapter writes
+	namedSets   []string // the named sets in the table (Apply deletes them all)
 	layout      layout
 	inputExists bool
 	outExists   bool
@@ -339,7 +344,18 @@ func (e *Enforcer) read() (state, error) {
 			}
 		}
 	}
-	sets := e.setReader()
+	dumped, err := e.gen.dumpSets()
+	if err != nil {
+		return st, fmt.Errorf("%w: %w", ErrNetlink, err)
+	}
+	setsByName := map[string]dumpedSet{}
+	for _, s := range dumped {
+		setsByName[s.name] = s
+		if s.flags&unix.NFT_SET_ANONYMOUS == 0 {
+			st.namedSets = append(st.namedSets, s.name)
+		}
+	}
+	sets := e.setReader(setsByName)
 	for _, id := range []chainID{chainInput, chainOutput} {
 		if found[id] == nil {
 			if st.chainIssue == "" {
@@ -378,36 +394,123 @@ func (e *Enforcer) read() (state, error) {
 			}
 		}
 	}
+	if err := e.readSets(&st, setsByName); err != nil {
+		return st, err
+	}
 	return st, nil
 }
 
-// setReader returns a reader of anonymous set elements that lists the
-// table's sets once, on first use.
-func (e *Enforcer) setReader() setReader {
-	var byName map[string]*gnft.Set
-	return func(name string) ([]span, error) {
-		if byName == nil {
-			sets, err := e.conn.GetSets(table)
-			if err != nil {
-				return nil, fmt.Errorf("%w: list sets: %w", ErrNetlink, err)
-			}
-			byName = map[string]*gnft.Set{}
-			for _, s := range sets {
-				byName[s.Name] = s
-			}
+// readSets reads the named sets of the table into st.layout.sets: the
+// shape of each comes from the lookup rules that use it, and its
+// definition and elements must be the ones this adapter writes for that
+// shape. A problem is recorded in st.ruleIssue.
+func (e *Enforcer) readSets(st *state, byName map[string]dumpedSet) error {
+	refs := map[string][]atom{}
+	for _, a := range slices.Concat(st.layout.input, st.layout.output) {
+		if a.set != "" {
+			refs[a.set] = append(refs[a.set], a)
 		}
-		s := byName[name]
-		if s == nil {
+	}
+	issue := func(format string, args ...any) {
+		if st.ruleIssue == "" {
+			st.ruleIssue = fmt.Sprintf(format, args...)
+		}
+	}
+	slices.Sort(st.namedSets)
+	for _, name := range st.namedSets {
+		ds := byName[name]
+		sh, ok := refShape(refs[name])
+		if !ok {
+			issue("set %s is not looked up by the rules of one shape", name)
+			continue
+		}
+		if ds.foreign != "" || ds.flags != unix.NFT_SET_INTERVAL|nftSetConcat || ds.keyType != keyTypeMagic(sh) ||
+			ds.keyLen != uint32(keyLen(sh)) || !slices.Equal(ds.fieldLens, setFieldLens(sh)) {
+			issue("set %s is not defined as this adapter defines sets of shape %s: flags %#x, key type %#x of %d bytes, fields %v, foreign %q",
+				name, sh, ds.flags, ds.keyType, ds.keyLen, ds.fieldLens, ds.foreign)
+			continue
+		}
+		elems, err := e.gen.dumpSetElems(name)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrNetlink, err)
+		}
+		ks := keySet{name: name, shape: sh, elems: make([]entry, 0, len(elems))}
+		bad := false
+		for _, de := range elems {
+			tag, ok := parseComment(de.userData)
+			var en entry
+			err := fmt.Errorf("element with %s", de.foreign)
+			switch {
+			case de.foreign != "":
+			case de.flags != 0:
+				err = fmt.Errorf("element with flags %#x", de.flags)
+			case !ok:
+				err = errors.New("element without a cordon comment")
+			default:
+				en, err = keyEntry(sh, de.key, de.keyEnd, tag)
+			}
+			if err != nil {
+				issue("set %s: %v", name, err)
+				bad = true
+				break
+			}
+			ks.elems = append(ks.elems, en)
+		}
+		if bad {
+			continue
+		}
+		slices.SortFunc(ks.elems, entry.compare)
+		st.layout.sets = append(st.layout.sets, ks)
+	}
+	return nil
+}
+
+// refShape returns the shape of the set that rules refs look up.
+func refShape(refs []atom) (shape, bool) {
+	switch len(refs) {
+	case 1:
+		a := refs[0]
+		s := shape{family: a.family, chain: a.chain, role: roleInit, fields: a.fields}
+		if a.reply {
+			s.role = roleReply
+		}
+		return s, true
+	case 2:
+		ini, rep := refs[0], refs[1]
+		if ini.reply {
+			ini, rep = rep, ini
+		}
+		if ini.reply || !rep.reply || ini.family != rep.family || ini.fields != rep.fields || rep.chain != otherChain(ini.chain) {
+			return shape{}, false
+		}
+		return shape{family: ini.family, chain: ini.chain, role: roleFlow, fields: ini.fields}, true
+	}
+	return shape{}, false
+}
+
+// setReader returns a reader of the elements of the anonymous sets in
+// byName.
+func (e *Enforcer) setReader(byName map[string]dumpedSet) setReader {
+	return func(name string) ([]span, error) {
+		s, ok := byName[name]
+		if !ok {
 			return nil, fmt.Errorf("set %s not found", name)
 		}
-		if !s.Interval || !s.Anonymous {
+		if s.foreign != "" || s.flags&(unix.NFT_SET_INTERVAL|unix.NFT_SET_ANONYMOUS) != unix.NFT_SET_INTERVAL|unix.NFT_SET_ANONYMOUS || s.flags&nftSetConcat != 0 {
 			return nil, fmt.Errorf("set %s is not an anonymous interval set", name)
 		}
-		elems, err := e.conn.GetSetElements(s)
+		des, err := e.gen.dumpSetElems(name)
 		if err != nil {
 			return nil, fmt.Errorf("%w: elements of set %s: %w", ErrNetlink, name, err)
 		}
-		return elementSpans(elems, int(s.KeyType.Bytes))
+		elems := make([]gnft.SetElement, 0, len(des))
+		for _, d := range des {
+			if d.foreign != "" || d.keyEnd != nil || d.flags&^unix.NFT_SET_ELEM_INTERVAL_END != 0 {
+				return nil, fmt.Errorf("set %s: an element this adapter does not write", name)
+			}
+			elems = append(elems, gnft.SetElement{Key: d.key, IntervalEnd: d.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0})
+		}
+		return elementSpans(elems, int(s.keyLen))
 	}
 }
 
@@ -444,7 +547,17 @@ func (e *Enforcer) write(st state, want layout) error {
 			c.DelChain(ch)
 		}
 	}
+	if !st.recreate {
+		// Named sets go after the rules that use them are flushed; all
+		// of them, ours too: the new ones are added below.
+		for _, name := range st.namedSets {
+			c.DelSet(&gnft.Set{Table: table, Name: name})
+		}
+	}
 	b := &batch{conn: c}
+	for _, s := range want.sets {
+		b.addKeySet(s)
+	}
 	for _, id := range []chainID{chainInput, chainOutput} {
 		for _, exprs := range headExprs(id) {
 			c.AddRule(&gnft.Rule{Table: table, Chain: chains[id], Exprs: exprs})

@@ -121,38 +121,19 @@ func typeField(fam uint8) field {
 	return field{expr.PayloadBaseTransportHeader, 0, 1, k}
 }
 
-func protoNumber(p isolation.Protocol) byte {
-	switch p {
-	case isolation.ProtocolTCP:
-		return unix.IPPROTO_TCP
-	case isolation.ProtocolUDP:
-		return unix.IPPROTO_UDP
-	case isolation.ProtocolICMP:
-		return unix.IPPROTO_ICMP
-	case isolation.ProtocolICMPv6:
-		return unix.IPPROTO_ICMPV6
-	}
-	return 0
-}
-
-func protoFromNumber(n byte) (isolation.Protocol, bool) {
-	for _, p := range []isolation.Protocol{isolation.ProtocolTCP, isolation.ProtocolUDP, isolation.ProtocolICMP, isolation.ProtocolICMPv6} {
-		if protoNumber(p) == n {
-			return p, true
-		}
-	}
-	return 0, false
-}
-
 // batch accumulates the messages of one transaction; it allocates the ids
-// of anonymous sets itself (the library's allocator is a global without
+// of sets itself (the library's allocator is a global without
 // synchronization across connections).
 type batch struct {
 	conn   *gnft.Conn
 	nextID uint32
+	setIDs map[string]uint32 // named sets of this batch
 	err    error
 	// addSet queues a set with its elements; nil means conn.AddSet.
 	addSet func(*gnft.Set, []gnft.SetElement) error
+	// addElems queues elements of a named set; nil means
+	// conn.SetAddElements.
+	addElems func(*gnft.Set, []gnft.SetElement) error
 }
 
 // addAtom queues the rule (and its anonymous sets) for atom a.
@@ -160,8 +141,179 @@ func (b *batch) addAtom(a atom) {
 	b.conn.AddRule(&gnft.Rule{Table: table, Chain: baseChain(a.chain), Exprs: b.atomExprs(a), UserData: commentData(a.tag)})
 }
 
+// keyReg is the register that holds the 32-bit word k of a concatenated
+// key, numbered as the kernel reports it: NFT_REG_1 + k/4 where k is a
+// multiple of 4 (the start of a 128-bit register), NFT_REG32_00 + k
+// otherwise.
+func keyReg(k uint32) uint32 {
+	if k%4 == 0 {
+		return unix.NFT_REG_1 + k/4
+	}
+	return unix.NFT_REG32_00 + k
+}
+
+// regKey is the register a key starts in.
+const regKey = unix.NFT_REG_1
+
+// setKeyType returns the key type of the sets of shape s.
+func setKeyType(s shape) gnft.SetDatatype {
+	types := []gnft.SetDatatype{gnft.TypeInetProto}
+	for b := range fieldNames {
+		switch f := uint8(1) << b; {
+		case s.fields&f == 0:
+		case f == fieldRemote:
+			types = append(types, addrField(s.chain, s.family).kind)
+		case f == fieldType:
+			types = append(types, typeField(s.family).kind)
+		default:
+			types = append(types, gnft.TypeInetService)
+		}
+	}
+	t, err := gnft.ConcatSetType(types...)
+	if err != nil {
+		panic(err) // at most five types
+	}
+	return t
+}
+
+// keyTypeMagic is the key type the sets of shape s have: nft's datatype
+// numbers of the fields (setKeyType), 6 bits each.
+func keyTypeMagic(s shape) uint32 {
+	magic := uint32(12) // inet_proto
+	for b := range fieldNames {
+		switch f := uint8(1) << b; {
+		case s.fields&f == 0:
+			continue
+		case f == fieldRemote && s.family == 4:
+			magic = magic<<6 | 7 // ipv4_addr
+		case f == fieldRemote:
+			magic = magic<<6 | 8 // ipv6_addr
+		case f == fieldType && s.family == 4:
+			magic = magic<<6 | 14 // icmp_type
+		case f == fieldType:
+			magic = magic<<6 | 29 // icmpv6_type
+		default:
+			magic = magic<<6 | 13 // inet_service
+		}
+	}
+	return magic
+}
+
+// setFieldLens returns the lengths of the key fields of shape s, as the
+// set's concatenation description gives them.
+func setFieldLens(s shape) []uint32 {
+	out := []uint32{1}
+	for b := range fieldNames {
+		if f := uint8(1) << b; s.fields&f != 0 {
+			out = append(out, uint32(fieldWidth(f, s.family)))
+		}
+	}
+	return out
+}
+
+// elemChunk bounds the encoded size of the elements of one message: the
+// element list is one netlink attribute, whose length is 16 bits.
+const elemChunk = 32 << 10
+
+// addKeySet queues named set s and its elements.
+func (b *batch) addKeySet(s keySet) {
+	b.nextID++
+	if b.setIDs == nil {
+		b.setIDs = map[string]uint32{}
+	}
+	b.setIDs[s.name] = b.nextID
+	set := &gnft.Set{
+		Table:         table,
+		ID:            b.nextID,
+		Name:          s.name,
+		Interval:      true,
+		Concatenation: true,
+		KeyType:       setKeyType(s.shape),
+	}
+	add, addElems := b.addSet, b.addElems
+	if add == nil {
+		add = b.conn.AddSet
+	}
+	if addElems == nil {
+		addElems = b.conn.SetAddElements
+	}
+	if err := add(set, nil); err != nil && b.err == nil {
+		b.err = err
+	}
+	var chunk []gnft.SetElement
+	size := 0
+	for _, e := range s.elems {
+		key, end := entryKey(e)
+		chunk = append(chunk, gnft.SetElement{Key: key, KeyEnd: end, Comment: e.tag})
+		size += 2*len(key) + len(e.tag) + 32
+		if size >= elemChunk {
+			if err := addElems(set, chunk); err != nil && b.err == nil {
+				b.err = err
+			}
+			chunk, size = nil, 0
+		}
+	}
+	if len(chunk) > 0 {
+		if err := addElems(set, chunk); err != nil && b.err == nil {
+			b.err = err
+		}
+	}
+}
+
+// lookupExprs returns the expressions of lookup rule a: the family, the
+// key (protocol and fields) loaded into consecutive registers, the lookup
+// in set a.set, "ct state established" for a reply rule, and accept.
+func (b *batch) lookupExprs(a atom) []expr.Any {
+	exprs := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto(a.family)}},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: regKey},
+	}
+	k := uint32(1)
+	for _, f := range lookupFields(a.chain, a.family, a.fields) {
+		exprs = append(exprs, &expr.Payload{DestRegister: keyReg(k), Base: f.base, Offset: f.offset, Len: f.len})
+		k += (f.len + 3) / 4
+	}
+	exprs = append(exprs, &expr.Lookup{SourceRegister: regKey, SetName: a.set, SetID: b.setIDs[a.set]})
+	if a.reply {
+		exprs = append(exprs, ctEstablishedExprs()...)
+	}
+	return append(exprs, &expr.Verdict{Kind: expr.VerdictAccept})
+}
+
+// lookupFields returns the header fields of the key fields fs, in key
+// order, as chain c of family fam loads them.
+func lookupFields(c chainID, fam uint8, fs uint8) []field {
+	var out []field
+	for b := range fieldNames {
+		switch f := uint8(1) << b; {
+		case fs&f == 0:
+		case f == fieldRemote:
+			out = append(out, addrField(c, fam))
+		case f == fieldRPort:
+			out = append(out, portField(c, true))
+		case f == fieldLPort:
+			out = append(out, portField(c, false))
+		default:
+			out = append(out, typeField(fam))
+		}
+	}
+	return out
+}
+
+func ctEstablishedExprs() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: ctEstablished, Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
 // atomExprs returns the expressions of atom a, queueing its sets.
 func (b *batch) atomExprs(a atom) []expr.Any {
+	if a.set != "" {
+		return b.lookupExprs(a)
+	}
 	exprs := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto(a.family)}},
@@ -176,10 +328,7 @@ func (b *batch) atomExprs(a atom) []expr.Any {
 		exprs = append(exprs, b.test(t.f, t.spans)...)
 	}
 	if a.reply {
-		exprs = append(exprs,
-			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: ctEstablished, Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)})
+		exprs = append(exprs, ctEstablishedExprs()...)
 	}
 	return append(exprs, &expr.Verdict{Kind: expr.VerdictAccept})
 }
@@ -306,6 +455,15 @@ func decodeRule(c chainID, exprs []expr.Any, userData []byte, sets setReader) (a
 		return a, fmt.Errorf("unknown nfproto %d", fam)
 	}
 	a.proto = isolation.ProtocolAny
+	if d.lookupNext() {
+		if err := d.lookup(&a); err != nil {
+			return a, err
+		}
+		if a.tag != setTag(a.set) {
+			return a, fmt.Errorf("lookup rule of set %s with the comment %q", a.set, a.tag)
+		}
+		return a, d.tail(&a)
+	}
 	if m, ok := d.peek().(*expr.Meta); ok && m.Key == expr.MetaKeyL4PROTO {
 		n, err := d.metaCmp(expr.MetaKeyL4PROTO)
 		if err != nil {
@@ -343,32 +501,87 @@ func decodeRule(c chainID, exprs []expr.Any, userData []byte, sets setReader) (a
 		}
 		*s.dst = ss
 	}
-	if ct, ok := d.peek().(*expr.Ct); ok {
-		if ct.Key != expr.CtKeySTATE || ct.Register != 1 || ct.SourceRegister {
-			return a, errors.New("unexpected ct expression")
-		}
-		d.next()
-		bw, ok := d.next().(*expr.Bitwise)
-		if !ok || bw.SourceRegister != 1 || bw.DestRegister != 1 || bw.Len != 4 || !bytes.Equal(bw.Mask, ctEstablished) || !bytes.Equal(bw.Xor, make([]byte, 4)) {
-			return a, errors.New("unexpected ct state mask")
-		}
-		cmp, ok := d.next().(*expr.Cmp)
-		if !ok || cmp.Op != expr.CmpOpNeq || cmp.Register != 1 || !bytes.Equal(cmp.Data, make([]byte, 4)) {
-			return a, errors.New("unexpected ct state test")
-		}
-		a.reply = true
-	}
-	v, ok := d.next().(*expr.Verdict)
-	if !ok || v.Kind != expr.VerdictAccept || v.Chain != "" {
-		return a, errors.New("rule does not end with accept")
-	}
-	if d.i != len(d.exprs) {
-		return a, errors.New("expressions after the verdict")
+	if err := d.tail(&a); err != nil {
+		return a, err
 	}
 	if a.reply && a.types != nil {
 		return a, errors.New("reply rule with icmp types")
 	}
 	return a, nil
+}
+
+// lookupNext reports whether the protocol loaded next starts a key (a
+// payload load follows) rather than being compared.
+func (d *exprCursor) lookupNext() bool {
+	m, ok := d.peek().(*expr.Meta)
+	if !ok || m.Key != expr.MetaKeyL4PROTO || m.Register != regKey || d.i+1 >= len(d.exprs) {
+		return false
+	}
+	_, ok = d.exprs[d.i+1].(*expr.Payload)
+	return ok
+}
+
+// lookup reads the key loads and the set lookup of a lookup rule, after
+// the family test.
+func (d *exprCursor) lookup(a *atom) error {
+	if m, ok := d.next().(*expr.Meta); !ok || m.SourceRegister {
+		return errors.New("unexpected meta expression")
+	}
+	k := uint32(1)
+	for b := range fieldNames {
+		f := uint8(1) << b
+		hf := lookupFields(a.chain, a.family, f)[0]
+		p, ok := d.peek().(*expr.Payload)
+		if !ok || p.Base != hf.base || p.Offset != hf.offset || p.Len != hf.len {
+			continue
+		}
+		if p.OperationType != expr.PayloadLoad || p.DestRegister != keyReg(k) {
+			return errors.New("unexpected payload expression in a key")
+		}
+		d.next()
+		a.fields |= f
+		k += (hf.len + 3) / 4
+	}
+	l, ok := d.next().(*expr.Lookup)
+	if !ok || l.SourceRegister != regKey || l.IsDestRegSet || l.Invert || l.SetName == "" {
+		return errors.New("want a set lookup of the key")
+	}
+	if a.fields == 0 {
+		return errors.New("set lookup of the protocol alone")
+	}
+	if a.fields&fieldType != 0 && a.fields&(fieldRPort|fieldLPort) != 0 {
+		return errors.New("set lookup of ports and icmp types")
+	}
+	a.set = l.SetName
+	return nil
+}
+
+// tail reads the optional "ct state established" test and the accept
+// verdict that end a rule.
+func (d *exprCursor) tail(a *atom) error {
+	if ct, ok := d.peek().(*expr.Ct); ok {
+		if ct.Key != expr.CtKeySTATE || ct.Register != 1 || ct.SourceRegister {
+			return errors.New("unexpected ct expression")
+		}
+		d.next()
+		bw, ok := d.next().(*expr.Bitwise)
+		if !ok || bw.SourceRegister != 1 || bw.DestRegister != 1 || bw.Len != 4 || !bytes.Equal(bw.Mask, ctEstablished) || !bytes.Equal(bw.Xor, make([]byte, 4)) {
+			return errors.New("unexpected ct state mask")
+		}
+		cmp, ok := d.next().(*expr.Cmp)
+		if !ok || cmp.Op != expr.CmpOpNeq || cmp.Register != 1 || !bytes.Equal(cmp.Data, make([]byte, 4)) {
+			return errors.New("unexpected ct state test")
+		}
+		a.reply = true
+	}
+	v, ok := d.next().(*expr.Verdict)
+	if !ok || v.Kind != expr.VerdictAccept || v.Chain != "" {
+		return errors.New("rule does not end with accept")
+	}
+	if d.i != len(d.exprs) {
+		return errors.New("expressions after the verdict")
+	}
+	return nil
 }
 
 type exprCursor struct {

@@ -19,22 +19,52 @@ import (
 func encodeDecode(t *testing.T, p isolation.Plan) {
 	t.Helper()
 	sets := map[string][]gnft.SetElement{}
-	keyLen := map[string]int{}
-	b := &batch{addSet: func(s *gnft.Set, elems []gnft.SetElement) error {
-		// The kernel names anonymous sets; the test names them by id.
-		name := fmt.Sprintf("__set%d", s.ID)
-		sets[name] = elems
-		keyLen[name] = int(s.KeyType.Bytes)
-		return nil
-	}}
+	anonLen := map[string]int{}
+	named := map[string][]gnft.SetElement{}
+	b := &batch{
+		addSet: func(s *gnft.Set, elems []gnft.SetElement) error {
+			if !s.Anonymous {
+				if len(elems) != 0 || !s.Interval || !s.Concatenation {
+					t.Fatalf("named set %s: %d elements with the set, interval %v, concatenation %v", s.Name, len(elems), s.Interval, s.Concatenation)
+				}
+				return nil
+			}
+			// The kernel names anonymous sets; the test names them by id.
+			name := fmt.Sprintf("__set%d", s.ID)
+			sets[name] = elems
+			anonLen[name] = int(s.KeyType.Bytes)
+			return nil
+		},
+		addElems: func(s *gnft.Set, elems []gnft.SetElement) error {
+			named[s.Name] = append(named[s.Name], elems...)
+			return nil
+		},
+	}
 	reader := func(name string) ([]span, error) {
-		return elementSpans(sets[name], keyLen[name])
+		return elementSpans(sets[name], anonLen[name])
 	}
 	l := planLayout(p)
+	for _, s := range l.sets {
+		b.addKeySet(s)
+		if int(setKeyType(s.shape).Bytes) != keyLen(s.shape) {
+			t.Fatalf("set %s: library key type of %d bytes, want %d", s.name, setKeyType(s.shape).Bytes, keyLen(s.shape))
+		}
+		var got []entry
+		for _, el := range named[s.name] {
+			e, err := keyEntry(s.shape, el.Key, el.KeyEnd, el.Comment)
+			if err != nil {
+				t.Fatalf("set %s: decode element: %v", s.name, err)
+			}
+			got = append(got, e)
+		}
+		if !slices.EqualFunc(got, s.elems, entry.equal) {
+			t.Fatalf("set %s: elements %v, want %v", s.name, got, s.elems)
+		}
+	}
 	for _, a := range slices.Concat(l.input, l.output) {
 		exprs := b.atomExprs(a)
 		for _, e := range exprs {
-			if lk, ok := e.(*expr.Lookup); ok {
+			if lk, ok := e.(*expr.Lookup); ok && a.set == "" {
 				lk.SetName = fmt.Sprintf("__set%d", lk.SetID)
 			}
 		}
@@ -55,9 +85,13 @@ func TestEncodeDecode(t *testing.T) {
 		{Rules: []isolation.Rule{mustRule(t, "both any remote=198.18.0.0/15,198.18.0.1,2001:db8::/32")}},
 		{Rules: []isolation.Rule{mustRule(t, "out udp remote=0.0.0.0/0,::/0 lport=1-65535 rport=1,3,65535")}},
 		{Rules: []isolation.Rule{mustRule(t, "in icmp icmp=0,255"), mustRule(t, "in icmpv6 icmp=1,3,4,200")}},
-		// More combinations than expandLimit: lists become sets.
+		// Many combinations: elements of named sets.
 		{Rules: []isolation.Rule{mustRule(t, "out tcp remote=198.18.0.1,198.18.0.3,198.18.0.5,198.18.0.7,198.18.0.9,2001:db8::1,2001:db8::3 rport=1,3,5,7 lport=1000-2000,3000")}},
 		{Rules: []isolation.Rule{mustRule(t, "both icmp remote=198.18.0.0/24,198.18.2.0/24 icmp=0,2,4,6,8,10,12,14,16")}},
+		// Any protocol with more remotes than expandLimit: an anonymous set.
+		{Rules: []isolation.Rule{mustRule(t, "in any remote=198.18.0.1,198.18.0.3,198.18.0.5,198.18.0.7,198.18.0.9,198.18.0.11,198.18.0.13,198.18.0.15,198.18.0.17,198.18.0.19,198.18.0.21,198.18.0.23,198.18.0.25,198.18.0.27,198.18.0.29,198.18.0.31,198.18.0.33")}},
+		// Enough elements to need several element messages.
+		plan1000(0),
 	} {
 		encodeDecode(t, p)
 	}

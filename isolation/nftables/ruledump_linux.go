@@ -326,15 +326,11 @@ func parseRuleMsg(b []byte) (dumpedRule, error) {
 	return r, nil
 }
 
-// dumpRules lists the rules of chain c of the table, in order.
-func (g *nfSocket) dumpRules(c chainID) ([]dumpedRule, error) {
-	g.seq++
-	seq := g.seq
+// strAttrs encodes string attributes (NUL-terminated), as a dump request
+// names the table, chain or set.
+func strAttrs(as ...strAttr) []byte {
 	var attrs []byte
-	for _, a := range []struct {
-		typ uint16
-		val string
-	}{{unix.NFTA_RULE_TABLE, tableName}, {unix.NFTA_RULE_CHAIN, c.String()}} {
+	for _, a := range as {
 		v := append([]byte(a.val), 0)
 		attrs = binary.NativeEndian.AppendUint16(attrs, uint16(4+len(v)))
 		attrs = binary.NativeEndian.AppendUint16(attrs, a.typ)
@@ -343,27 +339,39 @@ func (g *nfSocket) dumpRules(c chainID) ([]dumpedRule, error) {
 			attrs = append(attrs, 0)
 		}
 	}
-	req := nlHeader(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETRULE, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq, 4+len(attrs))
+	return attrs
+}
+
+type strAttr = struct {
+	typ uint16
+	val string
+}
+
+// dump sends an nftables dump request of message type msg (NFT_MSG_GET...)
+// with attrs, and calls fn with the payload of every reply of type reply.
+func (g *nfSocket) dump(msg, reply uint16, attrs []byte, fn func([]byte) error) error {
+	g.seq++
+	seq := g.seq
+	req := nlHeader(unix.NFNL_SUBSYS_NFTABLES<<8|msg, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq, 4+len(attrs))
 	req = append(req, unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0)
 	req = append(req, attrs...)
 	if err := unix.Sendto(g.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("dump rules: %w", err)
+		return err
 	}
-	var out []dumpedRule
 	for {
 		n, _, flags, _, err := unix.Recvmsg(g.fd, g.buf, nil, 0)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("dump rules: %w", err)
+			return err
 		}
 		if flags&unix.MSG_TRUNC != 0 {
-			return nil, errors.New("dump rules: message truncated")
+			return errors.New("message truncated")
 		}
 		msgs, err := parseNetlink(g.buf[:n])
 		if err != nil {
-			return nil, fmt.Errorf("dump rules: %w", err)
+			return err
 		}
 		for _, m := range msgs {
 			if m.seq != seq {
@@ -371,21 +379,231 @@ func (g *nfSocket) dumpRules(c chainID) ([]dumpedRule, error) {
 			}
 			switch m.typ {
 			case unix.NLMSG_DONE:
-				return out, nil
+				return nil
 			case unix.NLMSG_ERROR:
 				if m.errno == 0 {
 					continue
 				}
-				return nil, fmt.Errorf("dump rules: %w", syscall.Errno(-m.errno))
-			case unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWRULE:
-				r, err := parseRuleMsg(m.data)
-				if err != nil {
-					return nil, fmt.Errorf("dump rules of %s: %w", c, err)
+				return syscall.Errno(-m.errno)
+			case unix.NFNL_SUBSYS_NFTABLES<<8 | reply:
+				if err := fn(m.data); err != nil {
+					return err
 				}
-				out = append(out, r)
 			}
 		}
 	}
+}
+
+// dumpRules lists the rules of chain c of the table, in order.
+func (g *nfSocket) dumpRules(c chainID) ([]dumpedRule, error) {
+	var out []dumpedRule
+	attrs := strAttrs(strAttr{unix.NFTA_RULE_TABLE, tableName}, strAttr{unix.NFTA_RULE_CHAIN, c.String()})
+	err := g.dump(unix.NFT_MSG_GETRULE, unix.NFT_MSG_NEWRULE, attrs, func(b []byte) error {
+		r, err := parseRuleMsg(b)
+		if err != nil {
+			return fmt.Errorf("rules of %s: %w", c, err)
+		}
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dump rules: %w", err)
+	}
+	return out, nil
+}
+
+// dumpedSet is one set of the table as read from the kernel.
+type dumpedSet struct {
+	name      string
+	flags     uint32
+	keyType   uint32
+	keyLen    uint32
+	fieldLens []uint32 // the concatenation description, if any
+	foreign   string   // the first attribute this adapter never writes
+}
+
+// NFTA_SET_* and NFTA_SET_ELEM_* numbers (linux/netfilter/nf_tables.h)
+// that x/sys/unix does not define.
+const (
+	nftaSetDescConcat  = 2
+	nftaSetHandle      = 16
+	nftaSetExpr        = 17
+	nftaSetExpressions = 18
+	nftaSetType        = 19 // the backend the kernel chose
+	nftaSetCount       = 20 // the number of elements
+	nftaSetFieldLen    = 1
+	nftaSetElemKeyEnd  = 10
+	nftaSetElemObjref  = 9
+	nftaSetElemExprs   = 11
+	nftSetConcat       = 0x80
+	nftSetElemCatchall = 0x2
+)
+
+// parseSetMsg decodes the payload of one NEWSET message.
+func parseSetMsg(b []byte) (dumpedSet, error) {
+	var s dumpedSet
+	if len(b) < 4 {
+		return s, errors.New("set message cut short")
+	}
+	as, err := parseAttrs(b[4:])
+	if err != nil {
+		return s, err
+	}
+	foreign := func(what string) {
+		if s.foreign == "" {
+			s.foreign = what
+		}
+	}
+	for _, a := range as {
+		var err error
+		switch a.typ {
+		case unix.NFTA_SET_NAME:
+			s.name = cstring(a.data)
+		case unix.NFTA_SET_FLAGS:
+			s.flags, err = be32(a.data)
+		case unix.NFTA_SET_KEY_TYPE:
+			s.keyType, err = be32(a.data)
+		case unix.NFTA_SET_KEY_LEN:
+			s.keyLen, err = be32(a.data)
+		case unix.NFTA_SET_DESC:
+			var ds []nlAttr
+			if ds, err = parseAttrs(a.data); err != nil {
+				break
+			}
+			for _, d := range ds {
+				if d.typ != nftaSetDescConcat {
+					continue // the size
+				}
+				fs, perr := parseAttrs(d.data)
+				if perr != nil {
+					return s, perr
+				}
+				for _, f := range fs {
+					inner, perr := parseAttrs(f.data)
+					if perr != nil {
+						return s, perr
+					}
+					for _, x := range inner {
+						if x.typ == nftaSetFieldLen {
+							n, perr := be32(x.data)
+							if perr != nil {
+								return s, perr
+							}
+							s.fieldLens = append(s.fieldLens, n)
+						}
+					}
+				}
+			}
+		case unix.NFTA_SET_TABLE, unix.NFTA_SET_ID, unix.NFTA_SET_USERDATA, unix.NFTA_SET_POLICY, nftaSetHandle, unix.NFTA_SET_PAD,
+			nftaSetType, nftaSetCount:
+			// Identity, the backend the kernel chose, and what userspace
+			// keeps for itself.
+		case unix.NFTA_SET_DATA_TYPE, unix.NFTA_SET_DATA_LEN:
+			foreign("a map")
+		case unix.NFTA_SET_TIMEOUT, unix.NFTA_SET_GC_INTERVAL:
+			foreign("timeouts")
+		case nftaSetExpr, nftaSetExpressions:
+			foreign("expressions")
+		default:
+			foreign(fmt.Sprintf("attribute %d", a.typ))
+		}
+		if err != nil {
+			return s, fmt.Errorf("set %s: %w", s.name, err)
+		}
+	}
+	return s, nil
+}
+
+// dumpSets lists the sets of the table.
+func (g *nfSocket) dumpSets() ([]dumpedSet, error) {
+	var out []dumpedSet
+	err := g.dump(unix.NFT_MSG_GETSET, unix.NFT_MSG_NEWSET, strAttrs(strAttr{unix.NFTA_SET_TABLE, tableName}), func(b []byte) error {
+		s, err := parseSetMsg(b)
+		if err != nil {
+			return err
+		}
+		out = append(out, s)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dump sets: %w", err)
+	}
+	return out, nil
+}
+
+// dumpedElem is one set element as read from the kernel.
+type dumpedElem struct {
+	key, keyEnd []byte
+	flags       uint32
+	userData    []byte
+	foreign     string // the first attribute this adapter never writes
+}
+
+// parseElemsMsg decodes the payload of one NEWSETELEM message.
+func parseElemsMsg(b []byte) ([]dumpedElem, error) {
+	if len(b) < 4 {
+		return nil, errors.New("element message cut short")
+	}
+	as, err := parseAttrs(b[4:])
+	if err != nil {
+		return nil, err
+	}
+	var out []dumpedElem
+	for _, a := range as {
+		if a.typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+			continue
+		}
+		list, err := parseAttrs(a.data)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range list {
+			attrs, err := parseAttrs(l.data)
+			if err != nil {
+				return nil, err
+			}
+			var e dumpedElem
+			for _, x := range attrs {
+				switch x.typ {
+				case unix.NFTA_SET_ELEM_KEY:
+					e.key, err = dataValue(x.data)
+				case nftaSetElemKeyEnd:
+					e.keyEnd, err = dataValue(x.data)
+				case unix.NFTA_SET_ELEM_FLAGS:
+					e.flags, err = be32(x.data)
+				case unix.NFTA_SET_ELEM_USERDATA:
+					e.userData = bytes.Clone(x.data)
+				default:
+					if e.foreign == "" {
+						e.foreign = fmt.Sprintf("element attribute %d", x.typ)
+					}
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// dumpSetElems lists the elements of set name of the table.
+func (g *nfSocket) dumpSetElems(name string) ([]dumpedElem, error) {
+	var out []dumpedElem
+	attrs := strAttrs(strAttr{unix.NFTA_SET_ELEM_LIST_TABLE, tableName}, strAttr{unix.NFTA_SET_ELEM_LIST_SET, name})
+	err := g.dump(unix.NFT_MSG_GETSETELEM, unix.NFT_MSG_NEWSETELEM, attrs, func(b []byte) error {
+		es, err := parseElemsMsg(b)
+		if err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+		out = append(out, es...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dump elements: %w", err)
+	}
+	return out, nil
 }
 
 // nftaBitwiseOp is NFTA_BITWISE_OP (linux/netfilter/nf_tables.h), which

@@ -23,7 +23,15 @@ func TestDumpRulesMatchesLibrary(t *testing.T) {
 	if err := e.Apply(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	sets := e.setReader()
+	dumped, err := e.gen.dumpSets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]dumpedSet{}
+	for _, s := range dumped {
+		byName[s.name] = s
+	}
+	sets := e.setReader(byName)
 	for _, id := range []chainID{chainInput, chainOutput} {
 		lib, err := e.conn.GetRules(table, baseChain(id))
 		if err != nil {
