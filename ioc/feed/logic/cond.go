@@ -124,11 +124,11 @@ func NewCond(c Cond) (*Node, error) {
 		if f0.Address() {
 			for _, v := range vals {
 				if strings.Contains(v, "/") {
-					p, err := netip.ParsePrefix(v)
+					p, err := parseCIDR(v)
 					if err != nil {
 						return bad("%q is not a CIDR prefix", v)
 					}
-					c.prefixes = append(c.prefixes, p.Masked())
+					c.prefixes = append(c.prefixes, p)
 				}
 			}
 			if len(c.prefixes) > 0 && len(c.prefixes) != len(vals) {
@@ -182,7 +182,7 @@ func NewCond(c Cond) (*Node, error) {
 		c.re = regexp.MustCompile(b.String())
 	case OpSubset, OpSuperset:
 		v := vals[0]
-		p, err := netip.ParsePrefix(v)
+		p, err := parseCIDR(v)
 		if err != nil {
 			a, err2 := netip.ParseAddr(v)
 			if err2 != nil {
@@ -190,7 +190,7 @@ func NewCond(c Cond) (*Node, error) {
 			}
 			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
 		}
-		c.prefixes = []netip.Prefix{p.Masked()}
+		c.prefixes = []netip.Prefix{p}
 	}
 	if !c.exact {
 		c.folded = make([]string, len(vals))
@@ -357,4 +357,18 @@ func PCREOnly(re string) (reason string, ok bool) {
 		return fmt.Sprintf("%s %q", se.Code, se.Expr), true
 	}
 	return "", false
+}
+
+// parseCIDR parses a CIDR prefix, masked, with an IPv4-mapped one
+// (::ffff:198.51.100.0/120) as the IPv4 prefix it stands for, since event
+// addresses are compared unmapped (as package ioc does).
+func parseCIDR(v string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		return p, err
+	}
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
 }
