@@ -136,6 +136,8 @@
 // directions within one second, the management channel (old and new
 // connections), DNS by the DNS-client profile and a custom exclusion keep
 // working while nothing else passes (TCP, UDP, ICMP, both directions),
+// rules grouped in shared and overlap-split sets pass exactly their
+// combinations in both families and a tampered element is reported,
 // IPv6 neighbour discovery works while isolated, Clear restores traffic,
 // a restarted enforcer keeps and reads the rules, and the
 // isolationtest conformance suite passes with real traffic probes. ICMP
