@@ -47,6 +47,9 @@ func IsolationCommand(c bus.Command) (isolation.Command, *isolation.Exclusions, 
 		}
 	}
 	if a.Exclusions != nil {
+		if out.Action != isolation.ActionIsolate {
+			return out, nil, fmt.Errorf("%w: command %s: args.exclusions: only for an isolate command", ErrBadCommand, c.ID)
+		}
 		if a.Mode != isolation.ModeManual {
 			return out, nil, fmt.Errorf("%w: command %s: args.exclusions: only for a manual isolation", ErrBadCommand, c.ID)
 		}
@@ -59,15 +62,20 @@ func IsolationCommand(c bus.Command) (isolation.Command, *isolation.Exclusions, 
 }
 
 // HandleCommand carries out a verified bus command on m: manual
-// exclusions first (SetExclusions), then the command. A malformed command
-// is answered with a failed Result and an error wrapping ErrBadCommand
-// (the caller dead-letters it with bus.ErrRejected).
+// exclusions first (SetExclusions), then the command; an isolate request
+// the Manager would refuse is refused before the exclusions are touched.
+// A malformed command is answered with a failed Result and an error
+// wrapping ErrBadCommand (the caller dead-letters it with bus.ErrRejected).
 func HandleCommand(ctx context.Context, m *isolation.Manager, c bus.Command) (isolation.Result, error) {
 	ic, excl, err := IsolationCommand(c)
 	if err != nil {
 		return isolation.Result{CommandID: c.ID, Error: err.Error(), Status: m.Status()}, err
 	}
 	if excl != nil {
+		req := isolation.Request{Mode: ic.Mode, Duration: time.Duration(ic.Duration), UntilReleased: ic.UntilReleased}
+		if err := req.Validate(); err != nil {
+			return isolation.Result{CommandID: c.ID, Error: err.Error(), Status: m.Status()}, nil
+		}
 		if err := m.SetExclusions(ctx, isolation.ModeManual, *excl); err != nil {
 			return isolation.Result{CommandID: c.ID, Error: err.Error(), Status: m.Status()}, nil
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cordonsec/cordon/bus"
 	"github.com/cordonsec/cordon/isolation"
+	"github.com/cordonsec/cordon/isolation/isolationtest"
 	"github.com/cordonsec/cordon/response"
 )
 
@@ -33,6 +34,7 @@ func TestIsolationCommand(t *testing.T) {
 		{name: "exclusions for automatic", action: bus.ActionIsolate, args: `{"mode":"automatic","exclusions":{}}`, err: "only for a manual isolation"},
 		{name: "bad exclusion rule", action: bus.ActionIsolate, args: `{"mode":"manual","exclusions":{"rules":["sideways"]}}`, err: "args"},
 		{name: "unknown action", action: "reboot", err: `unknown action "reboot"`},
+		{name: "exclusions on a release", action: bus.ActionRelease, args: `{"mode":"manual","exclusions":{"rules":["in tcp lport=22"]}}`, err: "only for an isolate command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := bus.Command{ID: "c", Issuer: "K", Action: tc.action}
@@ -177,5 +179,43 @@ func TestCommandResultEventRoundTrip(t *testing.T) {
 	}
 	if _, ok, _ := DecodeCommandResult(bus.Event{Source: IsolationEventSource, Kind: "isolation.enabled"}); ok {
 		t.Fatal("an isolation event decoded as a command result")
+	}
+}
+
+// TestRefusedIsolateKeepsManualExclusions: an isolate command the Manager
+// refuses changes nothing, not even the host's manual exclusion list it
+// carries.
+func TestRefusedIsolateKeepsManualExclusions(t *testing.T) {
+	ctx := context.Background()
+	ssh, err := isolation.ParseRule("in tcp lport=22 name=ssh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := isolation.New(isolation.Config{
+		Host:     "h-1",
+		Enforcer: isolationtest.NewFake(),
+		Manual:   isolation.ModeConfig{Exclusions: isolation.Exclusions{Profiles: []isolation.Profile{}, Rules: []isolation.Rule{ssh}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cmd := func(id, args string) bus.Command {
+		return bus.Command{ID: id, Issuer: "K", Action: bus.ActionIsolate, Args: json.RawMessage(args)}
+	}
+	// Until released with a duration: refused by the Manager's rules.
+	res, err := HandleCommand(ctx, m, cmd("c1", `{"mode":"manual","duration":"1h","until_released":true,"exclusions":{"profiles":[],"rules":["out tcp rport=443 name=web"]}}`))
+	if err != nil || res.OK || res.Error == "" {
+		t.Fatalf("invalid isolate: %+v, %v; want a refusal", res, err)
+	}
+	res, err = HandleCommand(ctx, m, cmd("c2", `{"mode":"manual","duration":"1h"}`))
+	if err != nil || !res.OK {
+		t.Fatalf("valid isolate: %+v, %v", res, err)
+	}
+	if got := res.Status.Exclusions; len(got) != 1 || !strings.Contains(got[0], "lport=22") {
+		t.Fatalf("exclusions in force %q: the refused command replaced the host's list", got)
 	}
 }
