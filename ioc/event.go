@@ -384,7 +384,7 @@ func walkKeys(dec *json.Decoder, t reflect.Type, prefix string) (field, reason s
 		var fields map[string]reflect.Type
 		if t != nil && t.Kind() == reflect.Struct {
 			fields = map[string]reflect.Type{}
-			exactJSONFields(t, fields)
+			jsonFields(t, fields, false)
 		}
 		seen := map[string]bool{}
 		for dec.More() {
@@ -429,42 +429,6 @@ func walkKeys(dec *json.Decoder, t reflect.Type, prefix string) (field, reason s
 	return "", ""
 }
 
-// exactJSONFields is jsonFields with the names as they are written.
-func exactJSONFields(t reflect.Type, fields map[string]reflect.Type) {
-	var embedded []reflect.Type
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" || !f.IsExported() && !f.Anonymous {
-			continue
-		}
-		name, _, _ := strings.Cut(tag, ",")
-		if f.Anonymous && name == "" {
-			et := f.Type
-			for et.Kind() == reflect.Pointer {
-				et = et.Elem()
-			}
-			if et.Kind() == reflect.Struct {
-				embedded = append(embedded, et)
-				continue
-			}
-		}
-		if name == "" {
-			name = f.Name
-		}
-		fields[name] = f.Type
-	}
-	for _, et := range embedded {
-		inner := map[string]reflect.Type{}
-		exactJSONFields(et, inner)
-		for k, v := range inner {
-			if _, ok := fields[k]; !ok {
-				fields[k] = v
-			}
-		}
-	}
-}
-
 func decodeError(data []byte, v any, err error, sentinel error) error {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
@@ -491,13 +455,14 @@ func decodeError(data []byte, v any, err error, sentinel error) error {
 }
 
 // jsonFields adds the JSON names of t's fields to fields, with the fields
-// of embedded structs, the shallower name winning as in encoding/json.
-func jsonFields(t reflect.Type, fields map[string]reflect.Type) {
+// of embedded structs, the shallower name winning as in encoding/json;
+// lower-cased when fold is set.
+func jsonFields(t reflect.Type, fields map[string]reflect.Type, fold bool) {
 	var embedded []reflect.Type
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := f.Tag.Get("json")
-		if tag == "-" {
+		if tag == "-" || !f.IsExported() && !f.Anonymous {
 			continue
 		}
 		name, _, _ := strings.Cut(tag, ",")
@@ -514,11 +479,14 @@ func jsonFields(t reflect.Type, fields map[string]reflect.Type) {
 		if name == "" {
 			name = f.Name
 		}
-		fields[strings.ToLower(name)] = f.Type
+		if fold {
+			name = strings.ToLower(name)
+		}
+		fields[name] = f.Type
 	}
 	for _, et := range embedded {
 		inner := map[string]reflect.Type{}
-		jsonFields(et, inner)
+		jsonFields(et, inner, fold)
 		for k, v := range inner {
 			if _, ok := fields[k]; !ok {
 				fields[k] = v
@@ -543,7 +511,7 @@ func unknownFieldPath(data []byte, t reflect.Type, prefix string) string {
 			return ""
 		}
 		fields := map[string]reflect.Type{}
-		jsonFields(t, fields)
+		jsonFields(t, fields, true)
 		for key, raw := range obj {
 			ft, ok := fields[strings.ToLower(key)]
 			if !ok {

@@ -10,7 +10,7 @@
 //	  actions:
 //	    - isolate: { duration: 8h, reason: "IOC {{ indicator.value }}" }
 //	    - notify:  { subject: soc.alerts }
-//	  suppress: { key: "host.id + indicator.id", period: 1h }
+//	  suppress: { key: "host.id + '|' + indicator.id", period: 1h }
 //	  dry_run: false
 //	  stop: false
 //	  tests:
