@@ -254,7 +254,14 @@ func (e entry) atoms() []atom {
 			i++
 		}
 	}
-	switch e.shape.role {
+	return e.shape.role.atoms(a)
+}
+
+// atoms returns the rules that a set of role r needs, given the first: a
+// itself (init), a as a reply (reply), or a and its reply in the other
+// chain (flow).
+func (r setRole) atoms(a atom) []atom {
+	switch r {
 	case roleInit:
 		return []atom{a}
 	case roleReply:
@@ -433,17 +440,7 @@ func (l *layout) add(as []atom) {
 
 // lookupAtoms returns the rules that look set name, of shape s, up.
 func lookupAtoms(name string, s shape) []atom {
-	a := atom{chain: s.chain, family: s.family, proto: isolation.ProtocolAny, set: name, fields: s.fields, tag: setTag(name)}
-	switch s.role {
-	case roleInit:
-		return []atom{a}
-	case roleReply:
-		a.reply = true
-		return []atom{a}
-	}
-	rep := a
-	rep.chain, rep.reply = otherChain(s.chain), true
-	return []atom{a, rep}
+	return s.role.atoms(atom{chain: s.chain, family: s.family, proto: isolation.ProtocolAny, set: name, fields: s.fields, tag: setTag(name)})
 }
 
 // packSets sorts entries into named sets: per shape, in entry order, each
