@@ -63,35 +63,61 @@ func startFileWatcher(ctx context.Context, a *agent, cfg *FilesSource) error {
 		if len(initial) > 0 {
 			a.initialScan(ctx, initial, cfg.MaxBytes)
 		}
-		var mu sync.Mutex
-		pending := map[string]*time.Timer{}
-		// schedule reads path once it has not changed for the settle time.
+		// A changed file is read once it has not changed for the settle
+		// time. Each path has at most one pending read; a read whose timer
+		// was superseded does nothing, and on shutdown the reads not begun
+		// are cancelled and those begun are waited for.
+		type pendingRead struct{ t *time.Timer }
+		var (
+			mu       sync.Mutex
+			pending  = map[string]*pendingRead{}
+			inflight sync.WaitGroup
+		)
 		schedule := func(path string) {
 			mu.Lock()
 			defer mu.Unlock()
-			if t, ok := pending[path]; ok {
-				t.Reset(cfg.settle)
+			if ctx.Err() != nil {
 				return
 			}
-			pending[path] = time.AfterFunc(cfg.settle, func() {
+			if p, ok := pending[path]; ok && p.t.Stop() {
+				p.t.Reset(cfg.settle)
+				return
+			}
+			p := &pendingRead{}
+			inflight.Add(1)
+			p.t = time.AfterFunc(cfg.settle, func() {
+				defer inflight.Done()
 				mu.Lock()
-				delete(pending, path)
+				current := pending[path] == p
+				if current {
+					delete(pending, path)
+				}
 				mu.Unlock()
+				if !current || ctx.Err() != nil {
+					return
+				}
 				if it, err := fileItem(path, cfg.MaxBytes); err != nil {
 					a.log.Debug("file skipped", "path", path, "err", err)
 				} else {
 					a.emit(ctx, it)
 				}
 			})
+			pending[path] = p
 		}
+		defer func() {
+			mu.Lock()
+			for path, p := range pending {
+				if p.t.Stop() {
+					inflight.Done()
+				}
+				delete(pending, path)
+			}
+			mu.Unlock()
+			inflight.Wait()
+		}()
 		for {
 			select {
 			case <-ctx.Done():
-				mu.Lock()
-				for _, t := range pending {
-					t.Stop()
-				}
-				mu.Unlock()
 				return
 			case err, ok := <-w.Errors:
 				if !ok {
