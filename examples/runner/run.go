@@ -247,7 +247,46 @@ func (h *harness) compare(s *Step, sr *stepResult, firstEvent int, cmdResult *is
 			sr.Failures = append(sr.Failures, "state differs (-want +got):\n"+d)
 		}
 	}
+	// The enforcer must hold what the Manager reports.
+	if f := h.enforcerMismatch(st); f != "" {
+		sr.Failures = append(sr.Failures, f)
+	}
 	sr.Lines = append(sr.Lines, strings.Replace(h.stateLine(st, false), "state=", "state ", 1))
+}
+
+// enforcerMismatch compares the fake enforcer with the Manager's status:
+// no rules while off, and while on exactly the exclusions the status
+// reports (with neighbour discovery, which the Manager always adds). It
+// returns the failure, or "".
+func (h *harness) enforcerMismatch(st isolation.Status) string {
+	active, plan := h.fake.Host().Active()
+	switch {
+	case st.State == isolation.StateOn && !active:
+		return "the Manager reports the host isolated, but the enforcer holds no rules"
+	case st.State == isolation.StateOff && active:
+		return "the Manager reports the host not isolated, but the enforcer still holds rules"
+	case st.State != isolation.StateOn:
+		return ""
+	}
+	want := isolation.Plan{Rules: []isolation.Rule{isolation.NeighborDiscoveryRule()}}
+	for _, x := range st.Exclusions {
+		r, err := isolation.ParseRule(x)
+		if err != nil {
+			return fmt.Sprintf("the Manager reports an exclusion it cannot parse back: %q: %v", x, err)
+		}
+		want.Rules = append(want.Rules, r)
+	}
+	lines := func(p isolation.Plan) []string {
+		var out []string
+		for _, r := range p.Normalize().Rules {
+			out = append(out, r.String())
+		}
+		return out
+	}
+	if d := diffLines(lines(want), lines(plan), true); d != "" {
+		return "the enforcer's rules differ from the exclusions the Manager reports (-want +got):\n" + d
+	}
+	return ""
 }
 
 // explain returns the Explain text of the rules whose decisions differ

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cordonsec/cordon/ioc"
+	"github.com/cordonsec/cordon/isolation"
+	"github.com/cordonsec/cordon/isolation/isolationtest"
 	"github.com/cordonsec/cordon/response"
 )
 
@@ -253,5 +255,39 @@ func TestOffsetsInReport(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestEnforcerMismatch: a step fails when the enforcer does not hold what
+// the Manager reports.
+func TestEnforcerMismatch(t *testing.T) {
+	ctx := context.Background()
+	web, err := isolation.ParseRule("out tcp remote=198.18.1.0/24 rport=443 name=web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := isolation.Status{State: isolation.StateOn, Exclusions: []string{web.String()}}
+	off := isolation.Status{State: isolation.StateOff}
+	h := &harness{fake: isolationtest.NewFake()}
+	if f := h.enforcerMismatch(on); !strings.Contains(f, "holds no rules") {
+		t.Errorf("on, no rules: %q", f)
+	}
+	if f := h.enforcerMismatch(off); f != "" {
+		t.Errorf("off, no rules: %q", f)
+	}
+	if err := h.fake.Apply(ctx, isolation.Plan{Rules: []isolation.Rule{web, isolation.NeighborDiscoveryRule()}}); err != nil {
+		t.Fatal(err)
+	}
+	if f := h.enforcerMismatch(on); f != "" {
+		t.Errorf("on, the reported rules: %q", f)
+	}
+	if f := h.enforcerMismatch(off); !strings.Contains(f, "still holds rules") {
+		t.Errorf("off, rules: %q", f)
+	}
+	if err := h.fake.Apply(ctx, isolation.Plan{Rules: []isolation.Rule{isolation.NeighborDiscoveryRule()}}); err != nil {
+		t.Fatal(err)
+	}
+	if f := h.enforcerMismatch(on); !strings.Contains(f, "differ") || !strings.Contains(f, "name=web") {
+		t.Errorf("on, a reported rule missing: %q", f)
 	}
 }
