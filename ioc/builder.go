@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -217,6 +218,17 @@ func (b *Builder) Build() (*Set, error) {
 	}
 	s := b.s
 	s.arena = b.arena.String()
+	if s.addrs != nil && len(s.prefixes) > 0 {
+		// The set is immutable: each exact address's longest prefix is
+		// found once here rather than on every match.
+		s.addrCIDR = make([]uint32, s.addrs.len())
+		for i := range s.addrCIDR {
+			a := netip.AddrFrom16([16]byte(s.addrs.key(uint32(i)))).Unmap()
+			if head, ok := s.cidrs.Lookup(a); ok {
+				s.addrCIDR[i] = head + 1
+			}
+		}
+	}
 	b.s, b.metas, b.wins, b.arena = nil, nil, nil, strings.Builder{}
 	return s, nil
 }

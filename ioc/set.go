@@ -28,6 +28,7 @@ type Set struct {
 
 	hashes   [KindSHA512 + 1]*keyTable // by kind: md5, sha1, sha256, sha512
 	addrs    *keyTable                 // exact addresses, 16-byte keys
+	addrCIDR []uint32                  // by key of addrs: the head entry of its longest CIDR prefix + 1; 0: none
 	prefixes []netip.Prefix
 	cidrs    bart.Table[uint32] // prefix -> head entry
 	strs     [kindEnd]*keyTable // the other kinds, variable-size keys
@@ -93,7 +94,7 @@ func (s *Set) SizeBytes() int {
 		}
 	}
 	if s.addrs != nil {
-		n += s.addrs.bytes()
+		n += s.addrs.bytes() + 4*cap(s.addrCIDR)
 	}
 	// bart's own nodes are not counted: roughly 50 bytes per prefix.
 	return n + 50*len(s.prefixes) + s.globs.bytes()
@@ -353,14 +354,24 @@ func (m *matching) addr(field, v string) bool {
 		}
 		return obs
 	}
+	// An exact address knows its longest CIDR prefix (computed at Build),
+	// so a hit needs no prefix lookup.
+	cidr, known := uint32(0), false
 	if t := m.s.addrs; t != nil {
 		k := a.As16()
-		if head, ok := t.find(k[:]); ok {
-			m.emit(head, field, observable(), true, nil)
+		if idx, ok := t.findIndex(k[:]); ok {
+			m.emit(t.vals[idx], field, observable(), true, nil)
+			if known = true; len(m.s.addrCIDR) > 0 {
+				cidr = m.s.addrCIDR[idx]
+			}
 		}
 	}
 	if len(m.s.prefixes) > 0 {
-		if head, ok := m.s.cidrs.Lookup(a); ok && !m.emit(head, field, observable(), false, nil) {
+		head, ok := cidr-1, cidr != 0
+		if !known {
+			head, ok = m.s.cidrs.Lookup(a)
+		}
+		if ok && !m.emit(head, field, observable(), false, nil) {
 			// Every indicator of the longest prefix is outside its
 			// validity window: the longest prefix with one inside it
 			// matches instead, so that an expired narrow prefix does not

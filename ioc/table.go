@@ -41,6 +41,14 @@ func (t *keyTable) hash(k []byte) uint64 { return maphash.Bytes(t.seed, k) }
 
 // find returns the value stored for k.
 func (t *keyTable) find(k []byte) (uint32, bool) {
+	if i, ok := t.findIndex(k); ok {
+		return t.vals[i], true
+	}
+	return 0, false
+}
+
+// findIndex returns the index of key k.
+func (t *keyTable) findIndex(k []byte) (uint32, bool) {
 	if len(t.slots) == 0 {
 		return 0, false
 	}
@@ -50,7 +58,7 @@ func (t *keyTable) find(k []byte) (uint32, bool) {
 			return 0, false
 		}
 		if string(t.key(s-1)) == string(k) {
-			return t.vals[s-1], true
+			return s - 1, true
 		}
 	}
 }

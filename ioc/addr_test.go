@@ -1,0 +1,187 @@
+package ioc
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// refAddrMatches is what matching an address must report, computed by brute
+// force over inds (in the order added): the exact indicators of the
+// address in force at now, then the CIDR indicators in force of the
+// longest prefix that has any in force and contains it, each group newest
+// first.
+func refAddrMatches(t *testing.T, inds []Indicator, field, v string, now time.Time) []string {
+	t.Helper()
+	a, err := netip.ParseAddr(strings.Trim(v, "[]"))
+	if err != nil {
+		return nil
+	}
+	a = a.WithZone("").Unmap()
+	inForce := func(ind Indicator) bool {
+		return (ind.ValidFrom.IsZero() || !now.Before(ind.ValidFrom)) && (ind.ValidUntil.IsZero() || now.Before(ind.ValidUntil))
+	}
+	var exact, cidr []string
+	best := -1
+	for i := len(inds) - 1; i >= 0; i-- {
+		ind := inds[i]
+		n, err := ind.Normalized()
+		require.NoError(t, err)
+		if !inForce(ind) {
+			continue
+		}
+		line := n.ID + " " + field + " " + a.String() + " " + n.Value
+		switch n.Kind {
+		case KindIPv4, KindIPv6:
+			if netip.MustParseAddr(n.Value) == a {
+				exact = append(exact, line)
+			}
+		case KindCIDR:
+			p := netip.MustParsePrefix(n.Value)
+			switch {
+			case !p.Contains(a) || p.Bits() < best:
+			case p.Bits() > best:
+				best, cidr = p.Bits(), []string{line}
+			default:
+				cidr = append(cidr, line)
+			}
+		}
+	}
+	return append(exact, cidr...)
+}
+
+func addrMatchLines(ms []Match) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Indicator.ID+" "+m.Field+" "+m.Observable+" "+m.Indicator.Value)
+	}
+	return out
+}
+
+// TestAddrNestedCIDRs: an exact address inside nested prefixes, some of
+// them (and some of its own indicators) out of force, reports its exact
+// indicators and those of the longest prefix in force, as a CIDR lookup
+// of an address the set does not list does.
+func TestAddrNestedCIDRs(t *testing.T) {
+	past, future := t0.Add(-time.Hour), t0.Add(time.Hour)
+	inds := []Indicator{
+		{ID: "wide", Kind: KindCIDR, Value: "10.1.0.0/16"},
+		{ID: "mid", Kind: KindCIDR, Value: "10.1.2.0/24", ValidUntil: past},
+		{ID: "mid-dup", Kind: KindCIDR, Value: "10.1.2.0/24", ValidFrom: future},
+		{ID: "narrow", Kind: KindCIDR, Value: "10.1.2.0/28", ValidUntil: past},
+		{ID: "host", Kind: KindCIDR, Value: "10.1.2.3/32", ValidFrom: future},
+		{ID: "addr", Kind: KindIPv4, Value: "10.1.2.3"},
+		{ID: "addr-expired", Kind: KindIPv4, Value: "10.1.2.3", ValidUntil: past},
+		{ID: "other", Kind: KindIPv4, Value: "10.1.2.4", ValidUntil: past},
+		{ID: "outside", Kind: KindIPv4, Value: "10.2.0.1"},
+		{ID: "v6-wide", Kind: KindCIDR, Value: "2001:db8::/32", ValidUntil: past},
+		{ID: "v6-narrow", Kind: KindCIDR, Value: "2001:db8:1::/48"},
+		{ID: "v6-addr", Kind: KindIPv6, Value: "2001:db8:1::1"},
+		{ID: "v6-alone", Kind: KindIPv6, Value: "2001:db8:2::1"},
+	}
+	set, err := Compile(inds)
+	require.NoError(t, err)
+	for _, at := range []time.Time{t0.Add(-2 * time.Hour), t0, t0.Add(2 * time.Hour)} {
+		for _, v := range []string{"10.1.2.3", "::ffff:10.1.2.3", "[10.1.2.3]", "10.1.2.4", "10.1.2.5", "10.1.3.1", "10.2.0.1",
+			"2001:db8:1::1", "[2001:db8:1::1]", "2001:DB8:1::1", "2001:db8:2::1", "2001:db8:1::2"} {
+			t.Run(fmt.Sprintf("%s@%s", v, at.Format("15h")), func(t *testing.T) {
+				want := refAddrMatches(t, inds, "network.remote_address", v, at)
+				assert.Equal(t, want, addrMatchLines(set.Match(netEv(v), at)))
+			})
+		}
+	}
+	got := addrMatchLines(set.Match(netEv("10.1.2.3"), t0.Add(2*time.Hour)))
+	assert.Equal(t, []string{
+		"addr network.remote_address 10.1.2.3 10.1.2.3",
+		"host network.remote_address 10.1.2.3 10.1.2.3/32",
+	}, got, "the reference itself")
+}
+
+// TestAddrMatchesBruteForce compares address matching, exact and by
+// prefix, with refAddrMatches over random sets of nested prefixes and
+// addresses with random validity windows.
+func TestAddrMatchesBruteForce(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	times := []time.Time{t0.Add(-3 * time.Hour), t0, t0.Add(3 * time.Hour)}
+	window := func(ind *Indicator) {
+		switch r.IntN(4) {
+		case 0:
+			ind.ValidUntil = times[r.IntN(3)].Add(time.Hour)
+		case 1:
+			ind.ValidFrom = times[r.IntN(3)].Add(-time.Hour)
+		}
+	}
+	v4 := func() netip.Addr { return netip.AddrFrom4([4]byte{10, 1, byte(r.IntN(4)), byte(r.IntN(256))}) }
+	v6 := func() netip.Addr {
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(r.IntN(2)), 14: byte(r.IntN(2)), 15: byte(r.IntN(256))})
+	}
+	var exactHits, fallbacks int
+	for round := range 40 {
+		var inds []Indicator
+		var addrs []netip.Addr
+		for i := range 60 {
+			ind := Indicator{ID: fmt.Sprintf("r%d-%d", round, i)}
+			a := v4()
+			if r.IntN(4) == 0 {
+				a = v6()
+			}
+			if len(addrs) > 0 && r.IntN(4) == 0 {
+				a = addrs[r.IntN(len(addrs))] // duplicates
+			}
+			switch r.IntN(3) {
+			case 0:
+				ind.Kind, ind.Value = KindIPv4, a.String()
+				if a.Is6() {
+					ind.Kind = KindIPv6
+				}
+				addrs = append(addrs, a)
+			default:
+				bits := 16 + r.IntN(17)
+				if a.Is6() {
+					bits = 32 + r.IntN(97)
+				}
+				ind.Kind, ind.Value = KindCIDR, netip.PrefixFrom(a, bits).Masked().String()
+				if a.Is4() && r.IntN(5) == 0 {
+					ind.Value = netip.PrefixFrom(netip.AddrFrom16(a.As16()), bits+96).Masked().String() // IPv4-mapped
+				}
+			}
+			window(&ind)
+			inds = append(inds, ind)
+		}
+		set, err := Compile(inds)
+		require.NoError(t, err)
+		queries := append([]netip.Addr(nil), addrs...)
+		for range 30 {
+			queries = append(queries, v4(), v6())
+		}
+		for _, a := range queries {
+			forms := []string{a.String()}
+			if a.Is4() {
+				forms = append(forms, netip.AddrFrom16(a.As16()).String())
+			} else {
+				forms = append(forms, "["+a.String()+"]", strings.ToUpper(a.StringExpanded()))
+			}
+			for _, at := range times {
+				for _, v := range forms {
+					want := refAddrMatches(t, inds, "network.remote_address", v, at)
+					got := addrMatchLines(set.Match(netEv(v), at))
+					require.Equal(t, want, got, "round %d, %s at %s", round, v, at)
+					if len(got) > 0 && !strings.Contains(got[0], "/") && strings.Contains(got[len(got)-1], "/") {
+						exactHits++
+					}
+				}
+				if head, ok := set.cidrs.Lookup(a); ok && !set.active(head, at.UnixNano()) && set.entries[head].next == 0 {
+					fallbacks++
+				}
+			}
+		}
+	}
+	assert.Greater(t, exactHits, 100, "exact hits inside a prefix")
+	assert.Greater(t, fallbacks, 100, "longest prefixes out of force")
+}
