@@ -35,7 +35,7 @@ type ControlOp string
 const (
 	OpStatus     ControlOp = "status"     // the Manager's Status
 	OpRelease    ControlOp = "release"    // release with the local password
-	OpExclusions ControlOp = "exclusions" // the exclusions in force; only while isolated
+	OpExclusions ControlOp = "exclusions" // the exclusions in force; only while isolated (not failed)
 )
 
 // maxControlLine bounds a request line.
@@ -412,6 +412,13 @@ func (s *ControlServer) handle(ctx context.Context, peer Peer, req ControlReques
 		return ControlResponse{OK: true, Status: &st}
 	case OpExclusions:
 		st := m.Status()
+		if st.State == StateFailed {
+			// Neither the plan nor the release is known to be in force:
+			// listing the configured exclusions would claim what is not
+			// verified.
+			return ControlResponse{Code: CodeFailed, Status: &st,
+				Error: fmt.Sprintf("%s on the way %s (%s): the rules in force are not known", ErrFailed, st.Target, st.LastError)}
+		}
 		if !st.Isolated() {
 			return ControlResponse{Code: CodeNotIsolated, Error: ErrNotIsolated.Error()}
 		}
@@ -521,14 +528,15 @@ func (c ControlClient) Release(ctx context.Context, password, reason string) (St
 }
 
 // Exclusions returns the exclusions in force; an error wrapping
-// ErrNotIsolated when the host is not isolated.
+// ErrNotIsolated when the host is not isolated, or ErrFailed when the
+// isolation is failed (the answer's Status then has the error).
 func (c ControlClient) Exclusions(ctx context.Context) (ControlResponse, error) {
 	return c.Do(ctx, ControlRequest{Op: OpExclusions})
 }
 
 // Do sends one request and returns the answer; a refused request is an
 // error wrapping the matching sentinel (ErrBadPassword, ErrRateLimited,
-// ErrNotIsolated, ErrPermission, ErrProtocol), with the answer also
+// ErrNotIsolated, ErrFailed, ErrPermission, ErrProtocol), with the answer also
 // returned.
 func (c ControlClient) Do(ctx context.Context, req ControlRequest) (ControlResponse, error) {
 	timeout := c.Timeout
@@ -583,6 +591,8 @@ func (c ControlClient) Do(ctx context.Context, req ControlRequest) (ControlRespo
 		sentinel = ErrProtocol
 	case CodeDisabled:
 		sentinel = ErrUnsupported
+	case CodeFailed:
+		sentinel = ErrFailed
 	default:
 		return r, fmt.Errorf("isolation: control: %s", r.Error)
 	}

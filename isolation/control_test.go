@@ -329,3 +329,22 @@ func TestControlRateLimitConcurrent(t *testing.T) {
 		t.Fatalf("answers %v, want 2 wrong-password checks and 6 lockouts", counts)
 	}
 }
+
+// TestControlExclusionsWhileFailed: while the isolation is failed the rules
+// in force are not known, so exclusions answers with the failure and the
+// status instead of a list.
+func TestControlExclusionsWhileFailed(t *testing.T) {
+	e := newControlEnv(t, nil)
+	ctx := context.Background()
+	e.fake.Host().FailApply(errors.New("netlink: operation not permitted"), 100) // retries fail too
+	if _, err := e.m.Isolate(ctx, isolation.Request{Mode: isolation.ModeManual}); err == nil {
+		t.Fatal("Isolate with a failing enforcer succeeded")
+	}
+	r, err := e.client.Exclusions(ctx)
+	if !errors.Is(err, isolation.ErrFailed) || len(r.Exclusions) != 0 {
+		t.Fatalf("Exclusions while failed = %+v, %v; want ErrFailed and no list", r, err)
+	}
+	if r.Status == nil || r.Status.State != isolation.StateFailed || !strings.Contains(err.Error(), "operation not permitted") {
+		t.Fatalf("answer %+v, %v: want the failed status and its error", r.Status, err)
+	}
+}

@@ -35,6 +35,12 @@ var (
 	// isolated (listing the exclusions in force over the control socket).
 	ErrNotIsolated = errors.New("host is not isolated")
 
+	// ErrFailed is returned over the control socket when the isolation is
+	// in state failed (an apply or a clear did not succeed): the rules in
+	// force are not known, so no list of exclusions is given; Status has
+	// the error.
+	ErrFailed = errors.New("isolation failed")
+
 	// ErrReadBack is wrapped by an Enforcer's Apply when it could not
 	// verify that the host is exactly in the plan's state: the rules read
 	// back differ from the plan, could not be read, or (ErrConnectionsLeft)
