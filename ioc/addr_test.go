@@ -185,3 +185,24 @@ func TestAddrMatchesBruteForce(t *testing.T) {
 	assert.Greater(t, exactHits, 100, "exact hits inside a prefix")
 	assert.Greater(t, fallbacks, 100, "longest prefixes out of force")
 }
+
+// FuzzParseDottedQuad: the fast IPv4 parser accepts exactly the strings
+// netip.ParseAddr parses to an IPv4 address that formats back to the same
+// string, with the same address.
+func FuzzParseDottedQuad(f *testing.F) {
+	for _, s := range []string{"0.0.0.0", "255.255.255.255", "1.2.3.4", "01.2.3.4", "1.2.3.04", "1.2.3.256", "1.2.3", "1.2.3.4.",
+		".1.2.3.4", "1..2.3", "1.2.3.-4", "1.2.3.4 ", "::ffff:1.2.3.4", "1.2.3.4%eth0", "1111.2.3.4", "0.0.0.00", "[1.2.3.4]", "1.2.3.+4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		b, ok := parseDottedQuad(v)
+		a, err := netip.ParseAddr(v)
+		want := err == nil && a.Is4() && a.String() == v
+		if ok != want {
+			t.Fatalf("parseDottedQuad(%q) ok %v, netip.ParseAddr: %v, %v", v, ok, a, err)
+		}
+		if ok && netip.AddrFrom4(b) != a {
+			t.Fatalf("parseDottedQuad(%q) = %v, netip.ParseAddr: %v", v, netip.AddrFrom4(b), a)
+		}
+	})
+}
