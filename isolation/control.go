@@ -417,7 +417,7 @@ func (s *ControlServer) handle(ctx context.Context, peer Peer, req ControlReques
 			// listing the configured exclusions would claim what is not
 			// verified.
 			return ControlResponse{Code: CodeFailed, Status: &st,
-				Error: fmt.Sprintf("%s on the way %s (%s): the rules in force are not known", ErrFailed, st.Target, st.LastError)}
+				Error: fmt.Sprintf("on the way %s: %s; the rules in force are not known", st.Target, st.LastError)}
 		}
 		if !st.Isolated() {
 			return ControlResponse{Code: CodeNotIsolated, Error: ErrNotIsolated.Error()}
