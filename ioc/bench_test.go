@@ -145,6 +145,22 @@ func BenchmarkMatch1M(b *testing.B) {
 		}
 		return out
 	}
+	// As values, but spread over the whole set rather than the first
+	// added, so that their entries and keys are not next to each other
+	// in memory either.
+	spread := func(k Kind, n int) []string {
+		var all []string
+		for _, ind := range inds {
+			if ind.Kind == k {
+				all = append(all, ind.Value)
+			}
+		}
+		out := make([]string, n)
+		for i := range out {
+			out[i] = all[i*len(all)/n]
+		}
+		return out
+	}
 	cidrHost := func() string {
 		p := netip.MustParsePrefix(first(KindCIDR))
 		return p.Addr().Next().String()
@@ -159,6 +175,8 @@ func BenchmarkMatch1M(b *testing.B) {
 		{"md5/hit", eventsOf(values(KindMD5, 4096), func(v string) *Event { return fileEv("linux", FileEvent{MD5: v}) }), true},
 		{"sha1/miss", eventsOf(randomHex(4096, 20), func(v string) *Event { return fileEv("linux", FileEvent{SHA1: v}) }), false},
 		{"ipv4/hit", eventsOf(values(KindIPv4, 4096), netEv), true},
+		{"sha256/hit-spread", eventsOf(spread(KindSHA256, 4096), func(v string) *Event { return fileEv("linux", FileEvent{SHA256: v}) }), true},
+		{"ipv4/hit-spread", eventsOf(spread(KindIPv4, 4096), netEv), true},
 		{"ipv4/miss", eventsOf([]string{"192.0.2.1", "198.18.7.7", "203.0.113.9"}, netEv), false},
 		{"ipv6/hit", eventsOf(values(KindIPv6, 4096), netEv), true},
 		{"cidr/hit", eventsOf([]string{cidrHost}, netEv), true},

@@ -16,13 +16,15 @@ import (
 //
 // A Builder is not safe for concurrent use, and cannot be used after Build.
 type Builder struct {
-	s     *Set
-	arena strings.Builder // becomes Set.arena: Build takes its string without a copy
-	metas map[string]uint32
-	wins  map[windowKey]uint32
-	added int
-	err   error
-	done  bool
+	s      *Set
+	hashes [KindSHA512 + 1]*keyTable // become Set.hashes
+	addrs  *keyTable                 // becomes Set.addrs
+	arena  strings.Builder           // becomes Set.arena: Build takes its string without a copy
+	metas  map[string]uint32
+	wins   map[windowKey]uint32
+	added  int
+	err    error
+	done   bool
 }
 
 // NewBuilder returns a Builder sized for about sizeHint indicators (0 if
@@ -82,22 +84,22 @@ func (b *Builder) Add(ind Indicator) error {
 	)
 	switch n.Kind {
 	case KindMD5, KindSHA1, KindSHA256, KindSHA512:
-		t := s.hashes[n.Kind]
+		t := b.hashes[n.Kind]
 		if t == nil {
 			t = newKeyTable(hashSize(n.Kind))
-			s.hashes[n.Kind] = t
+			b.hashes[n.Kind] = t
 		}
 		var buf [64]byte
 		key := buf[:hashSize(n.Kind)]
 		decodeHash(key, n.Value)
 		e.key, prev, existed = t.upsert(key, i)
 	case KindIPv4, KindIPv6:
-		if s.addrs == nil {
-			s.addrs = newKeyTable(16)
+		if b.addrs == nil {
+			b.addrs = newKeyTable(16)
 		}
 		a, _ := parseAddr(n.Value)
 		k := a.As16()
-		e.key, prev, existed = s.addrs.upsert(k[:], i)
+		e.key, prev, existed = b.addrs.upsert(k[:], i)
 	case KindCIDR:
 		p, _ := parsePrefix(n.Value)
 		head, ok := s.cidrs.Get(p)
@@ -218,17 +220,24 @@ func (b *Builder) Build() (*Set, error) {
 	}
 	s := b.s
 	s.arena = b.arena.String()
-	if s.addrs != nil && len(s.prefixes) > 0 {
-		// The set is immutable: each exact address's longest prefix is
-		// found once here rather than on every match.
-		s.addrCIDR = make([]uint32, s.addrs.len())
-		for i := range s.addrCIDR {
-			a := netip.AddrFrom16([16]byte(s.addrs.key(uint32(i)))).Unmap()
-			if head, ok := s.cidrs.Lookup(a); ok {
-				s.addrCIDR[i] = head + 1
+	for k, t := range b.hashes {
+		if t != nil {
+			s.hashes[k] = t.freeze(false)
+		}
+	}
+	if b.addrs != nil {
+		s.addrs = b.addrs.freeze(true)
+		if len(s.prefixes) > 0 {
+			// The set is immutable: each exact address's longest prefix
+			// is found once here rather than on every match.
+			for i := range uint32(s.addrs.len()) {
+				a := netip.AddrFrom16([16]byte(s.addrs.key(i))).Unmap()
+				if head, ok := s.cidrs.Lookup(a); ok {
+					s.addrs.setExtra(i, head+1)
+				}
 			}
 		}
 	}
-	b.s, b.metas, b.wins, b.arena = nil, nil, nil, strings.Builder{}
+	b.s, b.hashes, b.addrs, b.metas, b.wins, b.arena = nil, [KindSHA512 + 1]*keyTable{}, nil, nil, nil, strings.Builder{}
 	return s, nil
 }

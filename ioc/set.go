@@ -26,9 +26,8 @@ type Set struct {
 	metas   []meta
 	arena   string // ids and original values, each a uvarint length and bytes
 
-	hashes   [KindSHA512 + 1]*keyTable // by kind: md5, sha1, sha256, sha512
-	addrs    *keyTable                 // exact addresses, 16-byte keys
-	addrCIDR []uint32                  // by key of addrs: the head entry of its longest CIDR prefix + 1; 0: none
+	hashes   [KindSHA512 + 1]*fixedTable // by kind: md5, sha1, sha256, sha512
+	addrs    *fixedTable                 // exact addresses, 16-byte keys; extra: the head entry of the address's longest CIDR prefix + 1, 0 if none
 	prefixes []netip.Prefix
 	cidrs    bart.Table[uint32] // prefix -> head entry
 	strs     [kindEnd]*keyTable // the other kinds, variable-size keys
@@ -94,7 +93,7 @@ func (s *Set) SizeBytes() int {
 		}
 	}
 	if s.addrs != nil {
-		n += s.addrs.bytes() + 4*cap(s.addrCIDR)
+		n += s.addrs.bytes()
 	}
 	// bart's own nodes are not counted: roughly 50 bytes per prefix.
 	return n + 50*len(s.prefixes) + s.globs.bytes()
@@ -329,8 +328,8 @@ func (m *matching) hash(k Kind, field, v string) {
 	if !decodeHash(key, v) {
 		return
 	}
-	if head, ok := t.find(key); ok {
-		m.emit(head, field, lowerASCIIOrFold(v), true, nil)
+	if slot, ok := t.find(key); ok {
+		m.emit(t.value(slot), field, lowerASCIIOrFold(v), true, nil)
 	}
 }
 
@@ -366,11 +365,9 @@ func (m *matching) addr(field, v string) bool {
 	cidr, known := uint32(0), false
 	if t := m.s.addrs; t != nil {
 		k := a.As16()
-		if idx, ok := t.findIndex(k[:]); ok {
-			m.emit(t.vals[idx], field, observable(), true, nil)
-			if known = true; len(m.s.addrCIDR) > 0 {
-				cidr = m.s.addrCIDR[idx]
-			}
+		if slot, ok := t.find(k[:]); ok {
+			m.emit(t.value(slot), field, observable(), true, nil)
+			cidr, known = t.extra(slot), true
 		}
 	}
 	if len(m.s.prefixes) > 0 {

@@ -1,6 +1,7 @@
 package ioc
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
 )
@@ -39,31 +40,7 @@ func (t *keyTable) key(i uint32) []byte {
 
 func (t *keyTable) hash(k []byte) uint64 { return maphash.Bytes(t.seed, k) }
 
-// find returns the value stored for k.
-func (t *keyTable) find(k []byte) (uint32, bool) {
-	if i, ok := t.findIndex(k); ok {
-		return t.vals[i], true
-	}
-	return 0, false
-}
-
-// findIndex returns the index of key k.
-func (t *keyTable) findIndex(k []byte) (uint32, bool) {
-	if len(t.slots) == 0 {
-		return 0, false
-	}
-	for i := t.hash(k) & t.mask; ; i = (i + 1) & t.mask {
-		s := t.slots[i]
-		if s == 0 {
-			return 0, false
-		}
-		if string(t.key(s-1)) == string(k) {
-			return s - 1, true
-		}
-	}
-}
-
-// findString is find for a string key, without copying it.
+// findString returns the value stored for the key k.
 func (t *keyTable) findString(k string) (uint32, bool) {
 	if len(t.slots) == 0 {
 		return 0, false
@@ -142,4 +119,83 @@ func (t *keyTable) grow() {
 // bytes reports the memory the table holds.
 func (t *keyTable) bytes() int {
 	return cap(t.keys) + 4*cap(t.offs) + 4*cap(t.vals) + 4*cap(t.slots)
+}
+
+// fixedTable is the frozen form of a keyTable of fixed-size keys (digests,
+// addresses), made by freeze: each key is stored next to its value, so
+// that a probe reads a slot and then one record rather than a key and a
+// value in two arrays. The records stay in the order the keys were added,
+// and a key's index is its record's. A record is the key, its value and,
+// with extra, one more uint32, little endian.
+type fixedTable struct {
+	seed   maphash.Seed
+	size   int // key size in bytes
+	stride int // record size in bytes
+	recs   []byte
+	slots  []uint32 // 0: empty; else record index + 1
+	mask   uint64
+}
+
+// freeze returns t as a fixedTable, with room for one more uint32 per key
+// when extra is set.
+func (t *keyTable) freeze(extra bool) *fixedTable {
+	f := &fixedTable{seed: t.seed, size: t.size, stride: t.size + 4, slots: t.slots, mask: t.mask}
+	if extra {
+		f.stride += 4
+	}
+	f.recs = make([]byte, t.len()*f.stride)
+	for i, v := range t.vals {
+		r := f.rec(uint32(i))
+		copy(r, t.key(uint32(i)))
+		binary.LittleEndian.PutUint32(r[f.size:], v)
+	}
+	return f
+}
+
+func (f *fixedTable) rec(i uint32) []byte {
+	off := int(i) * f.stride
+	return f.recs[off : off+f.stride : off+f.stride]
+}
+
+// find returns the index of key k.
+func (f *fixedTable) find(k []byte) (uint32, bool) {
+	if f == nil || len(f.slots) == 0 {
+		return 0, false
+	}
+	for i := maphash.Bytes(f.seed, k) & f.mask; ; i = (i + 1) & f.mask {
+		s := f.slots[i]
+		if s == 0 {
+			return 0, false
+		}
+		if r := f.rec(s - 1); string(r[:f.size]) == string(k) {
+			return s - 1, true
+		}
+	}
+}
+
+func (f *fixedTable) len() int { return len(f.recs) / f.stride }
+
+// key returns key i.
+func (f *fixedTable) key(i uint32) []byte { return f.rec(i)[:f.size] }
+
+// value returns the value of key i.
+func (f *fixedTable) value(i uint32) uint32 {
+	return binary.LittleEndian.Uint32(f.rec(i)[f.size:])
+}
+
+// extra returns the extra uint32 of key i.
+func (f *fixedTable) extra(i uint32) uint32 {
+	return binary.LittleEndian.Uint32(f.rec(i)[f.size+4:])
+}
+
+func (f *fixedTable) setExtra(i, v uint32) {
+	binary.LittleEndian.PutUint32(f.rec(i)[f.size+4:], v)
+}
+
+// bytes reports the memory the table holds.
+func (f *fixedTable) bytes() int {
+	if f == nil {
+		return 0
+	}
+	return cap(f.recs) + 4*cap(f.slots)
 }
