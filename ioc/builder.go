@@ -104,10 +104,13 @@ func (b *Builder) Add(ind Indicator) error {
 		p, _ := parsePrefix(n.Value)
 		head, ok := s.cidrs.Get(p)
 		if ok {
-			e.key, prev, existed = s.entries[head].key, head, true
+			e.key, e.orig, prev, existed = s.entries[head].key, s.entries[head].orig, head, true
 		} else {
 			e.key = uint32(len(s.prefixes))
 			s.prefixes = append(s.prefixes, p)
+			// Its text is stored (next to the id) so that a match need
+			// not format it.
+			e.orig = b.intern(p.String())
 		}
 		s.cidrs.Insert(p, i)
 	case KindFilePath:

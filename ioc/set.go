@@ -24,7 +24,7 @@ import (
 type Set struct {
 	entries []entry
 	metas   []meta
-	arena   string // ids and original values, each a uvarint length and bytes
+	arena   string // ids and values' texts, each a uvarint length and bytes
 
 	hashes   [KindSHA512 + 1]*fixedTable // by kind: md5, sha1, sha256, sha512
 	addrs    *fixedTable                 // exact addresses, 16-byte keys; extra: the head entry of the address's longest CIDR prefix + 1, 0 if none
@@ -47,7 +47,7 @@ type window struct {
 // entry is one indicator, as compactly as its fields allow.
 type entry struct {
 	key  uint32 // index of its key in its kind's table (CIDR: in prefixes; glob: in globs)
-	orig uint32 // arena offset+1 of the value as given, when it is not the key's text; 0 otherwise
+	orig uint32 // arena offset+1 of the value's text, when it is not the key's (a name's case, a CIDR's text); 0 otherwise
 	id   uint32 // arena offset+1 of the id; 0: derived "<kind>:<value>"
 	meta uint32 // index in metas
 	next uint32 // next entry with the same key, +1; 0 ends the chain
@@ -122,17 +122,19 @@ func (s *Set) indicator(i uint32) Indicator {
 // indicatorWithValue rebuilds the Indicator of entry i whose normalized
 // value the caller already has.
 func (s *Set) indicatorWithValue(i uint32, value string) Indicator {
+	var ind Indicator
+	s.fill(&ind, i, value)
+	return ind
+}
+
+// fill sets the fields of the zero Indicator *ind to those of entry i
+// with the normalized value.
+func (s *Set) fill(ind *Indicator, i uint32, value string) {
 	e := &s.entries[i]
 	m := &s.metas[e.meta]
-	ind := Indicator{
-		Kind:        e.kind,
-		Value:       value,
-		Source:      m.source,
-		Severity:    m.severity,
-		Score:       int(m.score),
-		Confidence:  int(m.confidence),
-		Description: m.description,
-	}
+	ind.Kind, ind.Value = e.kind, value
+	ind.Source, ind.Description = m.source, m.description
+	ind.Severity, ind.Score, ind.Confidence = m.severity, int(m.score), int(m.confidence)
 	if len(m.tags) > 0 {
 		ind.Tags = append([]string(nil), m.tags...)
 	}
@@ -145,7 +147,6 @@ func (s *Set) indicatorWithValue(i uint32, value string) Indicator {
 		w := &s.windows[e.win-1]
 		ind.ValidFrom, ind.ValidUntil = w.fromT, w.untilT
 	}
-	return ind
 }
 
 func (s *Set) value(e *entry) string {
@@ -303,13 +304,13 @@ func (m *matching) emit(head uint32, field, observable string, exact bool, keep 
 	for i := head; ; {
 		e := &m.s.entries[i]
 		if m.s.active(i, m.now) && (keep == nil || keep(e)) {
-			var ind Indicator
-			if exact && e.orig == 0 {
-				ind = m.s.indicatorWithValue(i, observable)
-			} else {
-				ind = m.s.indicator(i)
+			value := observable
+			if !exact || e.orig != 0 {
+				value = m.s.value(e)
 			}
-			m.dst = append(m.dst, Match{Indicator: ind, Field: field, Observable: observable})
+			// Built in place: a Match is some 200 bytes to copy.
+			m.dst = append(m.dst, Match{Field: field, Observable: observable})
+			m.s.fill(&m.dst[len(m.dst)-1].Indicator, i, value)
 		}
 		if e.next == 0 {
 			return len(m.dst) > n
