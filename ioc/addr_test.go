@@ -206,3 +206,80 @@ func FuzzParseDottedQuad(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseIPv6Groups: what the fast IPv6 parser accepts netip.ParseAddr
+// parses to the same address, and it says canonical exactly when netip
+// formats the address (unmapped) as v; it accepts every IPv6 address
+// netip does that has no zone and no dotted quad.
+func FuzzParseIPv6Groups(f *testing.F) {
+	for _, s := range []string{"::", "::1", "1::", "2001:db8::1", "2001:DB8::1", "2001:0db8::1", "1:0:0:2:0:0:0:3", "1:0:0:2::3",
+		"1::2:0:0:3", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", ":::", "1:::2",
+		"1::2::3", ":1::", "1:", "12345::", "::ffff:102:304", "::ffff:1.2.3.4", "fe80::1%eth0", "1:0:2:3:4:5:6:7", "1::2:3:4:5:6:7",
+		"0:0:1:0:0:1:0:0", "::1:0:0:1:0:0"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkIPv6Groups)
+}
+
+// TestParseIPv6GroupsForms checks parseIPv6Groups as the fuzz test does on
+// random addresses with runs of zero groups, in the forms they are written
+// in: canonical, expanded, upper case, padded, and with "::" for any run.
+func TestParseIPv6GroupsForms(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	for range 20000 {
+		var g [8]uint16
+		for j := range g {
+			switch r.IntN(3) {
+			case 0:
+			case 1:
+				g[j] = uint16(r.IntN(16))
+			default:
+				g[j] = uint16(r.Uint32())
+			}
+		}
+		if r.IntN(8) == 0 {
+			g = [8]uint16{5: 0xffff, 6: g[6], 7: g[7]}
+		}
+		var b [16]byte
+		for j, x := range g {
+			b[2*j], b[2*j+1] = byte(x>>8), byte(x)
+		}
+		a := netip.AddrFrom16(b)
+		forms := []string{a.String(), a.StringExpanded(), strings.ToUpper(a.String())}
+		var padded, compressed []string
+		for _, x := range g {
+			padded = append(padded, fmt.Sprintf("%0*x", 1+r.IntN(4), x))
+			compressed = append(compressed, fmt.Sprintf("%x", x))
+		}
+		forms = append(forms, strings.Join(padded, ":"), strings.Join(compressed, ":"))
+		for start := range g {
+			for end := start + 1; end <= len(g) && g[end-1] == 0; end++ {
+				forms = append(forms, strings.Join(compressed[:start], ":")+"::"+strings.Join(compressed[end:], ":"))
+			}
+		}
+		for _, v := range forms {
+			checkIPv6Groups(t, v)
+		}
+	}
+}
+
+func checkIPv6Groups(t *testing.T, v string) {
+	t.Helper()
+	b, canonical, ok := parseIPv6Groups(v)
+	a, err := netip.ParseAddr(v)
+	if !ok {
+		if err == nil && a.Is6() && a.Zone() == "" && !strings.Contains(v, ".") {
+			t.Fatalf("parseIPv6Groups(%q) refused what netip.ParseAddr parses: %v", v, a)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("parseIPv6Groups(%q) = %v, netip.ParseAddr: %v", v, netip.AddrFrom16(b), err)
+	}
+	if got := netip.AddrFrom16(b); got != a {
+		t.Fatalf("parseIPv6Groups(%q) = %v, netip.ParseAddr: %v", v, got, a)
+	}
+	if want := a.Unmap().String() == v; canonical != want {
+		t.Fatalf("parseIPv6Groups(%q): canonical %v, netip formats %q", v, canonical, a.Unmap().String())
+	}
+}

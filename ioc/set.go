@@ -343,6 +343,11 @@ func (m *matching) addr(field, v string) bool {
 	)
 	if b, ok := parseDottedQuad(v); ok {
 		a, obs = netip.AddrFrom4(b), v // v is how a formats
+	} else if b, canonical, ok := parseIPv6Groups(v); ok {
+		a = netip.AddrFrom16(b).Unmap()
+		if canonical {
+			obs = v
+		}
 	} else {
 		var err error
 		if a, err = netip.ParseAddr(strings.Trim(v, "[]")); err != nil {
@@ -418,6 +423,122 @@ func parseDottedQuad(v string) (a [4]byte, ok bool) {
 		a[f] = byte(n)
 	}
 	return a, i == len(v)
+}
+
+// hexDigits maps a byte to its value as a hex digit, with upperHex set
+// for 'A'-'F'; notHex for a byte that is not a hex digit. A table, as the
+// digits of an address are unpredictable branches.
+var hexDigits = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			t[c] = byte(c-'A'+10) | upperHex
+		default:
+			t[c] = notHex
+		}
+	}
+	return t
+}()
+
+const (
+	upperHex = 0x10
+	notHex   = 0xff
+)
+
+// parseIPv6Groups parses v when it is an IPv6 address of hex groups, with
+// or without "::" (no zone, no trailing dotted quad), faster than
+// netip.ParseAddr; canonical reports whether v is how netip.Addr.String
+// formats the address (RFC 5952) and the address is not IPv4-mapped. For
+// anything else it reports false, and netip.ParseAddr decides.
+func parseIPv6Groups(v string) (a [16]byte, canonical, ok bool) {
+	if len(v) < len("::") || len(v) > len("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") {
+		return a, false, false
+	}
+	const groups = 8
+	n, ell := 0, -1 // groups parsed; the group index of "::", -1 if none
+	var (
+		flags  byte // upperHex: an upper-case digit
+		padded bool // a group with a leading zero
+		zeros  bool // two zero groups in a row
+		zero   bool // the last group was zero
+	)
+	i := 0
+	if v[0] == ':' {
+		if v[1] != ':' {
+			return a, false, false
+		}
+		ell, i = 0, 2
+	}
+	for i < len(v) {
+		start := i
+		var x uint16
+		for ; i < len(v) && i-start < 4; i++ {
+			d := hexDigits[v[i]]
+			if d == notHex {
+				break
+			}
+			flags |= d
+			x = x<<4 | uint16(d&0xf)
+		}
+		if i == start || n == groups {
+			return a, false, false
+		}
+		padded = padded || v[start] == '0' && i-start > 1
+		zeros = zeros || zero && x == 0
+		zero = x == 0
+		a[2*n], a[2*n+1] = byte(x>>8), byte(x)
+		n++
+		if i == len(v) {
+			break
+		}
+		if v[i] != ':' || i+1 == len(v) {
+			return a, false, false // a dot, a zone, a fifth digit, a trailing colon
+		}
+		if i++; v[i] == ':' {
+			if ell >= 0 {
+				return a, false, false
+			}
+			ell = n
+			i++
+		}
+	}
+	if ell < 0 && n != groups || ell >= 0 && n == groups {
+		return a, false, false
+	}
+	canonical = flags&upperHex == 0 && !padded
+	if ell >= 0 {
+		// Move the groups after "::" to the end.
+		gap := 2 * (groups - n)
+		copy(a[2*ell+gap:], a[2*ell:2*n])
+		clear(a[2*ell : 2*ell+gap])
+		canonical = canonical && canonicalEllipsis(&a, ell, groups-n)
+	} else if zeros {
+		canonical = false // netip would write "::"
+	}
+	mapped := string(a[:10]) == "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" && a[10] == 0xff && a[11] == 0xff
+	return a, canonical && !mapped, true
+}
+
+// canonicalEllipsis reports whether "::" for the zero groups ell to
+// ell+k of the IPv6 address a is where netip writes it: the first longest
+// run of two or more zero groups.
+func canonicalEllipsis(a *[16]byte, ell, k int) bool {
+	zs, zl := -1, 1
+	for j := 0; j < 8; {
+		l := j
+		for l < 8 && a[2*l]|a[2*l+1] == 0 {
+			l++
+		}
+		if l-j > zl {
+			zs, zl = j, l-j
+		}
+		j = l + 1
+	}
+	return zs == ell && zl == k
 }
 
 // host looks a host name up as a hostname (exactly) and as a domain (it
