@@ -91,7 +91,7 @@ func (b *Builder) Add(ind Indicator) error {
 		}
 		var buf [64]byte
 		key := buf[:hashSize(n.Kind)]
-		decodeHash(key, n.Value)
+		decodeHash(key, n.Value) // valid: n is normalized
 		e.key, prev, existed = t.upsert(key, i)
 	case KindIPv4, KindIPv6:
 		if b.addrs == nil {

@@ -1,8 +1,11 @@
 package ioc
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -127,6 +130,28 @@ func FuzzDecodeDetection(f *testing.F) {
 		}
 		if _, err := DecodeDetection(out); err != nil {
 			t.Fatalf("re-decode %s: %v", out, err)
+		}
+	})
+}
+
+// FuzzDecodeHash: decodeHash accepts exactly what encoding/hex decodes to
+// a digest of the size, with the same bytes, and reports lower case
+// exactly when v has no upper-case digit.
+func FuzzDecodeHash(f *testing.F) {
+	for _, s := range []string{md5Hex, strings.ToUpper(sha1Hex), sha256Hex[:63] + "g", sha256Hex[:63] + "G", sha512Hex, "0x" + md5Hex[2:], md5Hex[:31] + "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		for _, size := range []int{16, 20, 32, 64} {
+			dst := make([]byte, size)
+			ok, lower := decodeHash(dst, v)
+			want, err := hex.DecodeString(v)
+			if wantOK := err == nil && len(want) == size; ok != wantOK {
+				t.Fatalf("decodeHash(%q) into %d bytes: ok %v, hex: %v", v, size, ok, err)
+			}
+			if ok && (!bytes.Equal(dst, want) || lower != (v == strings.ToLower(v))) {
+				t.Fatalf("decodeHash(%q) = %x, lower %v", v, dst, lower)
+			}
 		}
 	})
 }

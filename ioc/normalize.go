@@ -1,7 +1,6 @@
 package ioc
 
 import (
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -145,14 +144,44 @@ func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// decodeHash decodes a hex digest of kind k into dst (len hashSize(k)),
-// reporting false for anything else. It does not allocate.
-func decodeHash(dst []byte, v string) bool {
-	if len(v) != 2*len(dst) {
-		return false
+// hexDigits maps a byte to its value as a hex digit, with upperHex set
+// for 'A'-'F'; notHex for a byte that is not a hex digit. A table, as the
+// digits of an address are unpredictable branches.
+var hexDigits = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			t[c] = byte(c-'A'+10) | upperHex
+		default:
+			t[c] = notHex
+		}
 	}
-	_, err := hex.Decode(dst, []byte(v))
-	return err == nil
+	return t
+}()
+
+const (
+	upperHex = 0x10
+	notHex   = 0xff
+)
+
+// decodeHash decodes a hex digest of kind k into dst (len hashSize(k)),
+// reporting false for anything else, and whether v had no upper-case
+// digit. It does not allocate, nor branch on the digits.
+func decodeHash(dst []byte, v string) (ok, lower bool) {
+	if len(v) != 2*len(dst) {
+		return false, false
+	}
+	var flags byte // notHex or upperHex, if any digit is
+	for i := range dst {
+		hi, lo := hexDigits[v[2*i]], hexDigits[v[2*i+1]]
+		flags |= hi | lo
+		dst[i] = hi<<4 | lo&0xf
+	}
+	return flags&^(upperHex|0xf) == 0, flags&upperHex == 0
 }
 
 func parseAddr(v string) (netip.Addr, error) {

@@ -326,11 +326,15 @@ func (m *matching) hash(k Kind, field, v string) {
 	}
 	var buf [64]byte
 	key := buf[:hashSize(k)]
-	if !decodeHash(key, v) {
+	ok, lower := decodeHash(key, v)
+	if !ok {
 		return
 	}
 	if slot, ok := t.find(key); ok {
-		m.emit(t.value(slot), field, lowerASCIIOrFold(v), true, nil)
+		if !lower {
+			v = strings.ToLower(v)
+		}
+		m.emit(t.value(slot), field, v, true, nil)
 	}
 }
 
@@ -424,30 +428,6 @@ func parseDottedQuad(v string) (a [4]byte, ok bool) {
 	}
 	return a, i == len(v)
 }
-
-// hexDigits maps a byte to its value as a hex digit, with upperHex set
-// for 'A'-'F'; notHex for a byte that is not a hex digit. A table, as the
-// digits of an address are unpredictable branches.
-var hexDigits = func() (t [256]byte) {
-	for c := range t {
-		switch {
-		case '0' <= c && c <= '9':
-			t[c] = byte(c - '0')
-		case 'a' <= c && c <= 'f':
-			t[c] = byte(c - 'a' + 10)
-		case 'A' <= c && c <= 'F':
-			t[c] = byte(c-'A'+10) | upperHex
-		default:
-			t[c] = notHex
-		}
-	}
-	return t
-}()
-
-const (
-	upperHex = 0x10
-	notHex   = 0xff
-)
 
 // parseIPv6Groups parses v when it is an IPv6 address of hex groups, with
 // or without "::" (no zone, no trailing dotted quad), faster than
