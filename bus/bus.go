@@ -247,11 +247,7 @@ func (b *Bus) setup(ctx context.Context) error {
 	if b.replicas == 0 {
 		b.replicas = 1
 		if b.srv == nil && b.nc.ConnectedClusterName() != "" {
-			// Three, or fewer in a smaller cluster: the servers the
-			// client knows of (those configured and those the cluster
-			// advertises) bound it, since a stream cannot have more
-			// replicas than there are servers.
-			b.replicas = min(3, max(1, len(b.nc.Servers())))
+			b.replicas = 3
 		}
 	}
 	streams := []struct {
@@ -283,7 +279,7 @@ func (b *Bus) setup(ctx context.Context) error {
 			_, err := b.js.CreateOrUpdateStream(ctx, sc)
 			return err
 		}); err != nil {
-			return fmt.Errorf("bus: stream %s: %w", s.name, err)
+			return fmt.Errorf("bus: stream %s: %w%s", s.name, err, b.placementHint(err))
 		}
 	}
 	var kv jetstream.KeyValue
@@ -300,10 +296,20 @@ func (b *Bus) setup(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("bus: bucket %s: %w", BucketIsolation, err)
+		return fmt.Errorf("bus: bucket %s: %w%s", BucketIsolation, err, b.placementHint(err))
 	}
 	b.kv = kv
 	return nil
+}
+
+// placementHint says, for an error that no servers could hold the
+// replicas, how many were asked for and how to ask for fewer.
+func (b *Bus) placementHint(err error) string {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeClusterNoPeers {
+		return ""
+	}
+	return fmt.Sprintf(" (%d replicas need %d JetStream servers up; a smaller cluster needs Config.Replicas)", b.replicas, b.replicas)
 }
 
 // Conn is the underlying NATS connection, for uses this package does not
@@ -387,13 +393,18 @@ const apiAttemptTimeout = 2 * time.Second
 // an error that another attempt cannot fix, or ctx ends.
 func retryAPI(ctx context.Context, f func(ctx context.Context) error) error {
 	delay := 50 * time.Millisecond
+	var prev error // the last answer, should the deadline cut the next attempt short
 	for {
 		actx, cancel := context.WithTimeout(ctx, apiAttemptTimeout)
 		err := f(actx)
 		cancel()
+		if err != nil && ctx.Err() != nil && prev != nil && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w; the last answer: %w", err, prev)
+		}
 		if err == nil || ctx.Err() != nil || !transient(err) {
 			return err
 		}
+		prev = err
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

@@ -102,8 +102,10 @@ type Config struct {
 
 	// Replicas of every stream and of the bucket. Zero: 1 for the
 	// embedded server or a single server, 3 when the connected server is
-	// part of a cluster (fewer when the client knows of fewer servers, as
-	// in a cluster of two).
+	// part of a cluster: a cluster of two needs Replicas set (the client
+	// cannot count the servers reliably: one server may be known under
+	// several names, and some not advertised), and Open then fails with
+	// the JetStream placement error naming the count.
 	Replicas int
 
 	// MaxMessageBytes bounds a message: publishing a larger one fails

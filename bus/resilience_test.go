@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -295,14 +296,14 @@ func TestCrashLoopingMessageDeadLettered(t *testing.T) {
 	}
 }
 
-// TestTwoNodeClusterReplicas: in a cluster of two the streams get two
-// replicas (three cannot be placed), found through the servers the
-// cluster advertises even when one URL is configured.
+// TestTwoNodeClusterReplicas: in a cluster of two, two replicas asked for
+// are placed, with the client given one server under another name than
+// the cluster advertises (so the servers it knows of count three).
 func TestTwoNodeClusterReplicas(t *testing.T) {
 	cl := bustest.StartCluster(t, 2)
-	b := bustest.New(t, bus.Config{URLs: cl.URLs()[:1]})
+	b := bustest.New(t, bus.Config{URLs: []string{strings.Replace(cl.URLs()[0], "127.0.0.1", "localhost", 1), cl.URLs()[1]}, Replicas: 2})
 	if b.Replicas() != 2 {
-		t.Fatalf("replicas = %d, want 2 in a cluster of two", b.Replicas())
+		t.Fatalf("replicas = %d, want 2", b.Replicas())
 	}
 	info, err := b.JetStream().Stream(ctxT(t), bus.StreamDetections)
 	if err != nil {
@@ -310,5 +311,21 @@ func TestTwoNodeClusterReplicas(t *testing.T) {
 	}
 	if r := info.CachedInfo().Config.Replicas; r != 2 {
 		t.Fatalf("stream replicas %d", r)
+	}
+}
+
+// TestTooFewServersForReplicas: three replicas asked of a cluster of two
+// fail with an error that says what to do.
+func TestTooFewServersForReplicas(t *testing.T) {
+	cl := bustest.StartCluster(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{URLs: cl.URLs(), Replicas: 3})
+	if err == nil {
+		b.Close(ctx)
+		t.Fatal("three replicas placed on two servers")
+	}
+	if !strings.Contains(err.Error(), "3 replicas need 3 JetStream servers") {
+		t.Fatalf("error %v does not say why", err)
 	}
 }
