@@ -228,6 +228,7 @@ func TestGlobIndex(t *testing.T) {
 		{ID: "base", Kind: KindFilePath, Value: `C:\Users\*\evil.exe`},
 		{ID: "none", Kind: KindFilePath, Value: `C:\*\*\*.scr`},
 		{ID: "unix", Kind: KindFilePath, Value: "/tmp/**/x/*.so"},
+		{ID: "repeated key", Kind: KindFilePath, Value: "/opt/**/cache/*.so"}, // indexed by "cache"
 		{ID: "dup", Kind: KindFilePath, Value: `C:\Users\*\AppData\Roaming\*.exe`},
 	})
 	require.NoError(t, err)
@@ -242,6 +243,8 @@ func TestGlobIndex(t *testing.T) {
 	assert.ElementsMatch(t, []string{"base"}, ids("windows", `C:/Users/bob/EVIL.exe`))
 	assert.ElementsMatch(t, []string{"none"}, ids("windows", `C:\a\b\c.scr`))
 	assert.ElementsMatch(t, []string{"unix"}, ids("linux", "/tmp/x/x/x/a.so"), "an element repeated: one match")
+	assert.Equal(t, "cache", globKey("/opt/**/cache/*.so", "/"))
+	assert.ElementsMatch(t, []string{"repeated key"}, ids("linux", "/opt/cache/cache/cache/a.so"), "the indexed element repeated: one match")
 	assert.Empty(t, ids("linux", "/tmp/X/a.so"))
 	assert.Empty(t, ids("windows", `c:\users\bob\appdata\local\upd.exe`))
 }
