@@ -413,11 +413,12 @@ func (s *ControlServer) handle(ctx context.Context, peer Peer, req ControlReques
 	case OpExclusions:
 		st := m.Status()
 		if st.State == StateFailed {
-			// Neither the plan nor the release is known to be in force:
-			// listing the configured exclusions would claim what is not
-			// verified.
+			// Neither the plan nor the release is verified in force
+			// (after ErrConnectionsLeft the rules are, the connections
+			// not): the answer is a failure, whose Status lists the
+			// exclusions last applied.
 			return ControlResponse{Code: CodeFailed, Status: &st,
-				Error: fmt.Sprintf("on the way %s: %s; the rules in force are not known", st.Target, st.LastError)}
+				Error: fmt.Sprintf("on the way %s: %s; the exclusions in force are not verified", st.Target, st.LastError)}
 		}
 		if !st.Isolated() {
 			return ControlResponse{Code: CodeNotIsolated, Error: ErrNotIsolated.Error()}
@@ -529,7 +530,8 @@ func (c ControlClient) Release(ctx context.Context, password, reason string) (St
 
 // Exclusions returns the exclusions in force; an error wrapping
 // ErrNotIsolated when the host is not isolated, or ErrFailed when the
-// isolation is failed (the answer's Status then has the error).
+// isolation is failed (the answer's Status then has the error and the
+// exclusions last applied, not verified).
 func (c ControlClient) Exclusions(ctx context.Context) (ControlResponse, error) {
 	return c.Do(ctx, ControlRequest{Op: OpExclusions})
 }
