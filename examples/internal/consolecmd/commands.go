@@ -243,15 +243,18 @@ func send(ctx context.Context, c *common, host string, action bus.Action, a *pip
 	if err != nil {
 		return err
 	}
-	// Subscribe before publishing, so that a fast answer is not missed.
-	subj := bus.PrefixEvents + host + ".>" // isolation events and the command result
-	events := make(chan *nats.Msg, 64)
-	var sub *nats.Subscription
+	// Subscribe before publishing, so that a fast answer is not missed;
+	// to the isolation events and the command result only, so that a
+	// host busy with decisions cannot crowd the answer out.
+	events := make(chan *nats.Msg, 256)
 	if wait > 0 {
-		if sub, err = b.Conn().ChanSubscribe(subj, events); err != nil {
-			return err
+		for _, subj := range []string{bus.PrefixEvents + host + "." + pipeline.IsolationEventSource + ".>", bus.PrefixEvents + host + "." + pipeline.CommandResultKind} {
+			sub, err := b.Conn().ChanSubscribe(subj, events)
+			if err != nil {
+				return err
+			}
+			defer sub.Unsubscribe()
 		}
-		defer sub.Unsubscribe()
 	}
 	if _, err := b.PublishCommand(ctx, sc); err != nil {
 		return err
