@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -529,4 +530,20 @@ func normalizeMutex(v string) string {
 			return v
 		}
 	}
+}
+
+// RegistryKeyViews returns the other names under which Windows reports
+// the registry key key, given in the form Normalize(KindRegistryKey, …)
+// returns: a key under HKEY_USERS\<SID> is also the user's
+// HKEY_CURRENT_USER key (and, under Software\Classes or <SID>_Classes,
+// an HKEY_CLASSES_ROOT key), and a key under HKLM or HKCU Software\Classes
+// is also an HKEY_CLASSES_ROOT key. Registry-key indicators match an event
+// under any of its views; matchers of their own (logic trees) use this to
+// agree with them. It returns nil when the key has no other name.
+func RegistryKeyViews(key string) []string {
+	alts, k := registryViews(key)
+	if k == 0 {
+		return nil
+	}
+	return slices.Clone(alts[:k])
 }
