@@ -14,9 +14,9 @@ import (
 
 // refAddrMatches is what matching an address must report, computed by brute
 // force over inds (in the order added): the exact indicators of the
-// address in force at now, then the CIDR indicators in force of the
-// longest prefix that has any in force and contains it, each group newest
-// first.
+// address in force at now, then the CIDR indicators in force of every
+// prefix that contains it, longest prefix first, each prefix's (and the
+// exact ones) newest first.
 func refAddrMatches(t *testing.T, inds []Indicator, field, v string, now time.Time) []string {
 	t.Helper()
 	a, err := netip.ParseAddr(strings.Trim(v, "[]"))
@@ -27,8 +27,8 @@ func refAddrMatches(t *testing.T, inds []Indicator, field, v string, now time.Ti
 	inForce := func(ind Indicator) bool {
 		return (ind.ValidFrom.IsZero() || !now.Before(ind.ValidFrom)) && (ind.ValidUntil.IsZero() || now.Before(ind.ValidUntil))
 	}
-	var exact, cidr []string
-	best := -1
+	var exact []string
+	var cidr [129][]string // by prefix length
 	for i := len(inds) - 1; i >= 0; i-- {
 		ind := inds[i]
 		n, err := ind.Normalized()
@@ -43,17 +43,15 @@ func refAddrMatches(t *testing.T, inds []Indicator, field, v string, now time.Ti
 				exact = append(exact, line)
 			}
 		case KindCIDR:
-			p := netip.MustParsePrefix(n.Value)
-			switch {
-			case !p.Contains(a) || p.Bits() < best:
-			case p.Bits() > best:
-				best, cidr = p.Bits(), []string{line}
-			default:
-				cidr = append(cidr, line)
+			if p := netip.MustParsePrefix(n.Value); p.Contains(a) {
+				cidr[p.Bits()] = append(cidr[p.Bits()], line)
 			}
 		}
 	}
-	return append(exact, cidr...)
+	for bits := len(cidr) - 1; bits >= 0; bits-- {
+		exact = append(exact, cidr[bits]...)
+	}
+	return exact
 }
 
 func addrMatchLines(ms []Match) []string {
@@ -66,8 +64,8 @@ func addrMatchLines(ms []Match) []string {
 
 // TestAddrNestedCIDRs: an exact address inside nested prefixes, some of
 // them (and some of its own indicators) out of force, reports its exact
-// indicators and those of the longest prefix in force, as a CIDR lookup
-// of an address the set does not list does.
+// indicators and those of every containing prefix in force, longest
+// first, as a CIDR lookup of an address the set does not list does.
 func TestAddrNestedCIDRs(t *testing.T) {
 	past, future := t0.Add(-time.Hour), t0.Add(time.Hour)
 	inds := []Indicator{
@@ -100,7 +98,53 @@ func TestAddrNestedCIDRs(t *testing.T) {
 	assert.Equal(t, []string{
 		"addr network.remote_address 10.1.2.3 10.1.2.3",
 		"host network.remote_address 10.1.2.3 10.1.2.3/32",
+		"mid-dup network.remote_address 10.1.2.3 10.1.2.0/24",
+		"wide network.remote_address 10.1.2.3 10.1.0.0/16",
 	}, got, "the reference itself")
+	got = addrMatchLines(set.Match(netEv("10.1.2.5"), t0.Add(-2*time.Hour)))
+	assert.Equal(t, []string{
+		"narrow network.remote_address 10.1.2.5 10.1.2.0/28",
+		"mid network.remote_address 10.1.2.5 10.1.2.0/24",
+		"wide network.remote_address 10.1.2.5 10.1.0.0/16",
+	}, got, "the reference itself, without an exact entry")
+}
+
+// TestAddrEveryContainingPrefix: an address inside a wide prefix of one
+// feed and a narrow one of another reports both, narrow first, whether
+// the set lists the address itself or not; the wide one's severity is not
+// hidden by the narrow one's.
+func TestAddrEveryContainingPrefix(t *testing.T) {
+	set, err := Compile([]Indicator{
+		{ID: "a-wide", Kind: KindCIDR, Value: "10.0.0.0/8", Source: "feed-a", Severity: SeverityCritical},
+		{ID: "b-narrow", Kind: KindCIDR, Value: "10.1.0.0/16", Source: "feed-b", Severity: SeverityLow},
+		{ID: "c-other", Kind: KindCIDR, Value: "10.2.0.0/16", Source: "feed-c", Severity: SeverityLow},
+		{ID: "d-addr", Kind: KindIPv4, Value: "10.1.9.9", Source: "feed-d", Severity: SeverityMedium},
+		{ID: "a-v6-wide", Kind: KindCIDR, Value: "2001:db8::/32", Source: "feed-a", Severity: SeverityCritical},
+		{ID: "b-v6-narrow", Kind: KindCIDR, Value: "2001:db8:1::/48", Source: "feed-b", Severity: SeverityLow},
+		{ID: "all-v4", Kind: KindCIDR, Value: "0.0.0.0/0", Source: "feed-e", Severity: SeverityLow},
+	})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		addr string
+		want []string
+	}{
+		{"10.1.2.3", []string{"b-narrow low", "a-wide critical", "all-v4 low"}},
+		{"::ffff:10.1.2.3", []string{"b-narrow low", "a-wide critical", "all-v4 low"}},
+		{"10.1.9.9", []string{"d-addr medium", "b-narrow low", "a-wide critical", "all-v4 low"}},
+		{"10.3.0.1", []string{"a-wide critical", "all-v4 low"}},
+		{"192.0.2.1", []string{"all-v4 low"}},
+		{"2001:db8:1::1", []string{"b-v6-narrow low", "a-v6-wide critical"}},
+		{"2001:db8:2::1", []string{"a-v6-wide critical"}},
+		{"2001:db9::1", nil},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			var got []string
+			for _, m := range set.Match(netEv(tc.addr), t0) {
+				got = append(got, m.Indicator.ID+" "+m.Indicator.Severity.String())
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
 }
 
 // TestAddrMatchesBruteForce compares address matching, exact and by
@@ -121,7 +165,7 @@ func TestAddrMatchesBruteForce(t *testing.T) {
 	v6 := func() netip.Addr {
 		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(r.IntN(2)), 14: byte(r.IntN(2)), 15: byte(r.IntN(256))})
 	}
-	var exactHits, fallbacks int
+	var exactHits, fallbacks, nested int
 	for round := range 40 {
 		var inds []Indicator
 		var addrs []netip.Addr
@@ -175,6 +219,15 @@ func TestAddrMatchesBruteForce(t *testing.T) {
 					if len(got) > 0 && !strings.Contains(got[0], "/") && strings.Contains(got[len(got)-1], "/") {
 						exactHits++
 					}
+					prefixes := map[string]bool{}
+					for _, l := range got {
+						if f := strings.Fields(l); strings.Contains(f[3], "/") {
+							prefixes[f[3]] = true
+						}
+					}
+					if len(prefixes) > 1 {
+						nested++
+					}
 				}
 				if head, ok := set.cidrs.Lookup(a); ok && !set.active(head, at.UnixNano()) && set.entries[head].next == 0 {
 					fallbacks++
@@ -184,6 +237,7 @@ func TestAddrMatchesBruteForce(t *testing.T) {
 	}
 	assert.Greater(t, exactHits, 100, "exact hits inside a prefix")
 	assert.Greater(t, fallbacks, 100, "longest prefixes out of force")
+	assert.Greater(t, nested, 100, "matches of several prefixes")
 }
 
 // FuzzParseDottedQuad: the fast IPv4 parser accepts exactly the strings

@@ -49,7 +49,8 @@ func TestSetValidityOutsideNanoRange(t *testing.T) {
 }
 
 // TestCIDRExpiredLongestPrefix: an expired (or not yet valid) narrow
-// prefix does not hide a current wider one.
+// prefix does not hide a current wider one; every containing prefix in
+// force is reported, longest first.
 func TestCIDRExpiredLongestPrefix(t *testing.T) {
 	set, err := Compile([]Indicator{
 		{ID: "wide", Kind: KindCIDR, Value: "192.0.2.0/24"},
@@ -67,8 +68,8 @@ func TestCIDRExpiredLongestPrefix(t *testing.T) {
 		return out
 	}
 	assert.Equal(t, []string{"wide"}, ids("192.0.2.200", t0))
-	assert.Equal(t, []string{"narrow-future"}, ids("192.0.2.200", t0.Add(2*time.Hour)))
-	assert.Equal(t, []string{"mid-expired"}, ids("192.0.2.130", t0.Add(-2*time.Hour)), "the longest prefix in force wins")
+	assert.Equal(t, []string{"narrow-future", "wide"}, ids("192.0.2.200", t0.Add(2*time.Hour)))
+	assert.Equal(t, []string{"mid-expired", "wide"}, ids("192.0.2.130", t0.Add(-2*time.Hour)), "every prefix in force, longest first")
 	assert.Equal(t, []string{"wide"}, ids("192.0.2.130", t0))
 	assert.Equal(t, []string{"v6-wide"}, ids("2001:db8:1::9", t0))
 	assert.Empty(t, ids("198.18.0.1", t0))

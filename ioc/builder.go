@@ -228,6 +228,20 @@ func (b *Builder) Build() (*Set, error) {
 			s.hashes[k] = t.freeze(false)
 		}
 	}
+	if len(s.prefixes) > 0 {
+		// The set is immutable: each prefix's next longest containing
+		// prefix is found once here, so that a match walks from the
+		// longest prefix of an address to the widest without lookups.
+		s.cidrUp = make([]uint32, len(s.prefixes))
+		for i, p := range s.prefixes {
+			if p.Bits() == 0 {
+				continue
+			}
+			if head, ok := s.cidrs.LookupPrefix(netip.PrefixFrom(p.Addr(), p.Bits()-1).Masked()); ok {
+				s.cidrUp[i] = head + 1
+			}
+		}
+	}
 	if b.addrs != nil {
 		s.addrs = b.addrs.freeze(true)
 		if len(s.prefixes) > 0 {

@@ -15,8 +15,10 @@
 // case and trailing dot of domains, scheme, host and default port of URLs,
 // path separators and case of Windows paths, registry hive aliases. Digests,
 // addresses and names are found in hash tables, prefixes by longest-prefix
-// match (the longest prefix with an indicator in force), domains by
-// suffix, path globs through an index on a literal element. Indicators
+// match and from there through the chain of stored prefixes containing
+// each, built once (an address matches the indicators in force of every
+// prefix that contains it, longest first, after its exact ones), domains
+// by suffix, path globs through an index on a literal element. Indicators
 // outside their validity window never match.
 //
 // # Usage

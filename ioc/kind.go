@@ -27,8 +27,9 @@ const (
 	KindIPv4
 	// KindIPv6 is one IPv6 address, without zone: the same fields as KindIPv4.
 	KindIPv6
-	// KindCIDR is an IPv4 or IPv6 prefix, matched by longest-prefix match
-	// against the same fields as KindIPv4. Host bits are masked off.
+	// KindCIDR is an IPv4 or IPv6 prefix, matched against the same fields
+	// as KindIPv4: an address matches every prefix that contains it (the
+	// longest first), not only the longest. Host bits are masked off.
 	KindCIDR
 	// KindDomain is a domain name that matches itself and every subdomain:
 	// "example.com" matches "example.com" and "a.b.example.com" in

@@ -30,6 +30,7 @@ type Set struct {
 	addrs    *fixedTable                 // exact addresses, 16-byte keys; extra: the head entry of the address's longest CIDR prefix + 1, 0 if none
 	prefixes []netip.Prefix
 	cidrs    bart.Table[uint32] // prefix -> head entry
+	cidrUp   []uint32           // by prefix index: the head entry of the longest stored prefix strictly containing it + 1, 0 if none
 	strs     [kindEnd]*keyTable // the other kinds, variable-size keys
 	globs    globIndex
 	windows  []window // validity windows, interned; entry.win indexes it + 1
@@ -77,7 +78,7 @@ func (s *Set) SizeBytes() int {
 	if s == nil {
 		return 0
 	}
-	n := int(unsafe.Sizeof(entry{}))*cap(s.entries) + len(s.arena) + 24*cap(s.prefixes) +
+	n := int(unsafe.Sizeof(entry{}))*cap(s.entries) + len(s.arena) + 24*cap(s.prefixes) + 4*cap(s.cidrUp) +
 		int(unsafe.Sizeof(window{}))*cap(s.windows)
 	for _, m := range s.metas {
 		n += 64 + len(m.source) + len(m.description) + 16*len(m.tags)
@@ -338,8 +339,10 @@ func (m *matching) hash(k Kind, field, v string) {
 	}
 }
 
-// addr looks an address up, exactly and by longest prefix, and reports
-// whether v was an address at all.
+// addr looks an address up, exactly and in every prefix that contains
+// it, and reports whether v was an address at all. The exact indicators
+// come first, then those of each containing prefix, longest first (each
+// prefix's newest first).
 func (m *matching) addr(field, v string) bool {
 	var (
 		a   netip.Addr
@@ -371,7 +374,8 @@ func (m *matching) addr(field, v string) bool {
 		return obs
 	}
 	// An exact address knows its longest CIDR prefix (computed at Build),
-	// so a hit needs no prefix lookup.
+	// so a hit needs no prefix lookup; each prefix knows the next longest
+	// one containing it, so the others need none either.
 	cidr, known := uint32(0), false
 	if t := m.s.addrs; t != nil {
 		k := a.As16()
@@ -385,16 +389,12 @@ func (m *matching) addr(field, v string) bool {
 		if !known {
 			head, ok = m.s.cidrs.Lookup(a)
 		}
-		if ok && !m.emit(head, field, observable(), false, nil) {
-			// Every indicator of the longest prefix is outside its
-			// validity window: the longest prefix with one inside it
-			// matches instead, so that an expired narrow prefix does not
-			// hide a current wide one.
-			for _, h := range m.s.cidrs.Supernets(netip.PrefixFrom(a, a.BitLen())) {
-				if h != head && m.emit(h, field, observable(), false, nil) {
-					break
-				}
-			}
+		for ok {
+			// A prefix whose indicators are all out of their validity
+			// window reports nothing, and hides no wider one.
+			m.emit(head, field, observable(), false, nil)
+			up := m.s.cidrUp[m.s.entries[head].key]
+			head, ok = up-1, up != 0
 		}
 	}
 	return true

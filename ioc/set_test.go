@@ -221,18 +221,19 @@ func TestSetDuplicatesAndMetadata(t *testing.T) {
 	assert.Equal(t, Indicator{ID: "a", Kind: KindSHA256, Value: sha256Hex, Source: "feed-a", Severity: SeverityHigh, Score: 80, Tags: []string{"ransomware"}}, byID["a"])
 	assert.Equal(t, Indicator{ID: "b", Kind: KindSHA256, Value: sha256Hex, Source: "feed-b", Severity: SeverityLow, Confidence: 30, Description: "seen in phishing"}, byID["b"])
 
-	// Longest prefix wins among CIDRs; the exact address matches too.
+	// The exact address matches, then every containing prefix, longest
+	// first (the indicators of one value newest first).
 	var sources []string
 	for _, m := range set.Match(netEv("192.0.2.200"), t0) {
 		sources = append(sources, m.Indicator.Source)
 	}
-	assert.ElementsMatch(t, []string{"feed-c", "feed-d"}, sources)
+	assert.Equal(t, []string{"feed-d", "feed-c", "feed-b", "feed-a"}, sources)
 	sources = nil
 	for _, m := range set.Match(netEv("192.0.2.1"), t0) {
 		sources = append(sources, m.Indicator.Source)
 		assert.Equal(t, "cidr:192.0.2.0/24", m.Indicator.ID, "derived id")
 	}
-	assert.ElementsMatch(t, []string{"feed-a", "feed-b"}, sources)
+	assert.Equal(t, []string{"feed-b", "feed-a"}, sources)
 
 	// All gives back every indicator, normalized.
 	var all []Indicator
