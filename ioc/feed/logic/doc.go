@@ -9,6 +9,11 @@
 // the event does not have is false, negated or not: "isnot x" means "has
 // the field, with another value".
 //
+// A field may have several values: DNSAnswer one per answer, the
+// registry-key fields one per name Windows reports the key under
+// (ioc.RegistryKeyViews), as the atomic sets match it. A condition holds
+// if one value satisfies it, negated if none does.
+//
 // Compile indexes trees by what they need: for each tree it picks a small
 // set of (field, value) keys and (field, CIDR prefix) pairs, or failing
 // that of fields, such that the tree cannot be true unless the event has

@@ -2,6 +2,7 @@ package logic
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,6 +15,14 @@ import (
 // and mutexes as ioc.Normalize puts them; addresses unmapped; domain names
 // in lower case without trailing dot, internationalized ones in their
 // IDNA ASCII form; numbers in decimal.
+//
+// DNSAnswer has a value per answer, and the registry-key fields (RegKey,
+// RegKeyPath, RegPath) one per name Windows reports the event's key under:
+// its own and those ioc.RegistryKeyViews returns (a key under
+// HKEY_USERS\<SID> is also the user's HKEY_CURRENT_USER key, one under
+// Software\Classes or <SID>_Classes also an HKEY_CLASSES_ROOT key), as
+// the atomic registry-key sets match it. A condition on such a field holds
+// if one of its values satisfies it; negated, if none does.
 type Field uint8
 
 // The fields.
@@ -43,10 +52,10 @@ const (
 	HTTPURL                         // http.url
 	HTTPHost                        // the host of http.url (a name or an address)
 	HTTPMethod                      // http.method, upper case
-	RegKey                          // registry.key, with its hive
-	RegKeyPath                      // registry.key without its hive
+	RegKey                          // registry.key, with its hive, and its other views
+	RegKeyPath                      // registry.key, and its other views, without the hive
 	RegValueName                    // registry.value_name
-	RegPath                         // registry.key joined with registry.value_name
+	RegPath                         // registry.key, and its other views, joined with registry.value_name
 	RegData                         // registry.data
 	MutexName                       // mutex.name
 	ProcDir                         // the directory of process.path
@@ -230,9 +239,28 @@ func (f Field) expandHive(v string) string {
 
 // observed holds the normalized values of the fields of one event.
 type observed struct {
-	vals  [fieldEnd]string
-	has   [fieldEnd]bool
-	multi []string // DNSAnswer
+	vals [fieldEnd]string
+	has  [fieldEnd]bool
+	// answers are the values of DNSAnswer.
+	answers []string
+	// views are, for a registry key with other views, the values of
+	// RegKey, RegKeyPath and RegPath (see regViews): the event's own
+	// first (vals holds it too), then those of the other views. They are
+	// nil for a key without other views.
+	views [3][]string
+}
+
+// regViews returns the index in observed.views of a registry-key field.
+func regViews(f Field) (int, bool) {
+	switch f {
+	case RegKey:
+		return 0, true
+	case RegKeyPath:
+		return 1, true
+	case RegPath:
+		return 2, true
+	}
+	return 0, false
 }
 
 func (o *observed) set(f Field, v string) {
@@ -274,20 +302,59 @@ func (o *observed) num(f Field, n int64, present bool) {
 // present reports whether the event has field f.
 func (o *observed) present(f Field) bool {
 	if f == DNSAnswer {
-		return len(o.multi) > 0
+		return len(o.answers) > 0
 	}
 	return o.has[f]
 }
 
-// values returns the values of f (one, except for DNSAnswer).
+// values returns the values of f: one, except for DNSAnswer and for the
+// registry-key fields of a key with other views, whose first value is the
+// event's own. The caller must not change them.
 func (o *observed) values(f Field) []string {
 	if f == DNSAnswer {
-		return o.multi
+		return o.answers
 	}
-	if o.has[f] {
-		return []string{o.vals[f]}
+	if !o.has[f] {
+		return nil
 	}
-	return nil
+	if i, ok := regViews(f); ok && o.views[i] != nil {
+		return o.views[i]
+	}
+	return o.vals[f : f+1 : f+1]
+}
+
+// registryViews sets the values of RegKey, RegKeyPath and RegPath under
+// the other views of the event's key (ioc.RegistryKeyViews), after its
+// own; a path joined with valueName gets the views of its key part.
+func (o *observed) registryViews(valueName string) {
+	if !o.has[RegKey] {
+		return
+	}
+	alts := ioc.RegistryKeyViews(o.vals[RegKey])
+	if len(alts) == 0 {
+		return
+	}
+	keys := append([]string{o.vals[RegKey]}, alts...)
+	o.views[0] = keys
+	paths := make([]string, 0, len(keys))
+	for _, k := range keys {
+		p := ""
+		if _, rest, ok := strings.Cut(k, `\`); ok {
+			p = rest
+		}
+		if !slices.Contains(paths, p) {
+			paths = append(paths, p)
+		}
+	}
+	o.views[1] = paths
+	if o.has[RegPath] {
+		name := strings.ToLower(valueName)
+		joined := make([]string, len(keys))
+		for i, k := range keys {
+			joined[i] = k + `\` + name
+		}
+		o.views[2] = joined
+	}
 }
 
 func observe(ev *ioc.Event, o *observed) {
@@ -346,7 +413,7 @@ func observe(ev *ioc.Event, o *observed) {
 		o.host(DNSQuery, d.Query)
 		for _, a := range d.Answers {
 			if strings.TrimSpace(a) != "" {
-				o.multi = append(o.multi, hostValue(DNSAnswer, a))
+				o.answers = append(o.answers, hostValue(DNSAnswer, a))
 			}
 		}
 	case ioc.EventHTTP:
@@ -376,6 +443,7 @@ func observe(ev *ioc.Event, o *observed) {
 		}
 		o.set(RegData, r.Data)
 		o.set(ServiceName, serviceName(o.vals[RegKey]))
+		o.registryViews(r.ValueName)
 	case ioc.EventMutex:
 		if ev.Mutex != nil {
 			o.set(MutexName, ev.Mutex.Name)

@@ -194,8 +194,9 @@ func prefixRequirement(fields []Field, prefixes []netip.Prefix) requirement {
 type Result struct {
 	Tree *Tree
 	// Field and Observable are the first positive condition that held: the
-	// event field and its normalized value. Field is 0 when only negated
-	// conditions held.
+	// event field and its normalized value that satisfied it (of a
+	// registry key, the view that did: the event's own key when it did).
+	// Field is 0 when only negated conditions held.
 	Field      Field
 	Observable string
 }
