@@ -32,8 +32,9 @@ type Probe struct {
 // remote and local addresses; DNS query and answers; the URL, and URLs
 // with value as host (one well-formed, one with a space, one with a
 // port); the registry key alone, split into key and value name at its
-// last backslash (also with a padded value name), and with a value name;
-// the mutex name, bare and under Global\.
+// last backslash (also with a padded value name), and with a value name,
+// and so again under each other name Windows reports the key under (see
+// keyNames); the mutex name, bare and under Global\.
 func Battery(value string) []Probe {
 	var out []Probe
 	for _, os := range []string{"windows", "linux"} {
@@ -120,7 +121,7 @@ func slots(v string) []slot {
 	if a, err := netip.ParseAddr(strings.TrimSpace(v)); err == nil && a.Is6() {
 		host = "[" + v + "]"
 	}
-	return []slot{
+	return append([]slot{
 		file("path", ioc.FileEvent{Path: v, Size: 10}),
 		file("path-in-posix-dir", ioc.FileEvent{Path: "/srv/drop/" + v}),
 		file("path-in-windows-dir", ioc.FileEvent{Path: `C:\Users\Public\` + v}),
@@ -150,7 +151,75 @@ func slots(v string) []slot {
 		reg("key-with-value", ioc.RegistryEvent{Key: v, ValueName: "x"}),
 		mutex("name", v),
 		mutex("global", `Global\`+v),
+	}, regSlots(v, reg)...)
+}
+
+// regSlots returns the registry slots of v's other names (keyNames).
+func regSlots(v string, reg func(string, ioc.RegistryEvent) slot) []slot {
+	var out []slot
+	for _, n := range keyNames(v) {
+		key, valueName := n.text, ""
+		if i := strings.LastIndexByte(key, '\\'); i > 0 {
+			key, valueName = key[:i], key[i+1:]
+		}
+		out = append(out,
+			reg("key/"+n.name, ioc.RegistryEvent{Key: n.text}),
+			reg("key-and-value/"+n.name, ioc.RegistryEvent{Key: key, ValueName: valueName, Data: "x"}),
+			reg("key-with-value/"+n.name, ioc.RegistryEvent{Key: n.text, ValueName: "x"}))
 	}
+	return out
+}
+
+// sid is the user the registry probes put HKEY_CURRENT_USER keys under.
+const sid = "S-1-5-21-1004336348-1177238915-682003330-1001"
+
+// keyNames returns other names of the registry key v (a hive, "\" and the
+// rest), as drivers and Sysmon report keys: an HKEY_CURRENT_USER key under
+// HKEY_USERS\<SID> (also in the kernel's form, and under .DEFAULT, which
+// is no user's hive and so another key), under <SID>_Classes when it is
+// under Software\Classes; an HKEY_CLASSES_ROOT key under the Software\Classes
+// of HKLM, of HKCU and of HKEY_USERS\<SID>, and under <SID>_Classes; and,
+// as other keys, an HKEY_LOCAL_MACHINE key under HKEY_USERS\<SID> and,
+// when it is under Software\Classes, under HKEY_CLASSES_ROOT. Padding
+// around v is kept. It returns nil when v does not start with one of
+// these hives.
+func keyNames(v string) []variant {
+	trimmed := strings.TrimLeft(v, " ")
+	lead := v[:len(v)-len(trimmed)]
+	hive, rest, ok := strings.Cut(trimmed, `\`)
+	if !ok {
+		return nil
+	}
+	const classes = `Software\Classes\`
+	underClasses := len(rest) > len(classes) && strings.EqualFold(rest[:len(classes)], classes)
+	var out []variant
+	switch strings.ToLower(hive) {
+	case "hkcu", "hkey_current_user":
+		out = []variant{
+			{"hku-sid", `HKEY_USERS\` + sid + `\` + rest},
+			{"kernel-user-sid", `\REGISTRY\USER\` + sid + `\` + rest},
+			{"hku-default", `HKU\.DEFAULT\` + rest},
+		}
+		if underClasses {
+			out = append(out, variant{"hku-sid-classes", `HKU\` + sid + `_Classes\` + rest[len(classes):]})
+		}
+	case "hkcr", "hkey_classes_root":
+		out = []variant{
+			{"hklm-classes", `HKLM\SOFTWARE\Classes\` + rest},
+			{"hkcu-classes", `HKCU\Software\Classes\` + rest},
+			{"hku-sid-classes", `HKEY_USERS\` + sid + `_Classes\` + rest},
+			{"hku-sid-software-classes", `HKU\` + sid + `\Software\Classes\` + rest},
+		}
+	case "hklm", "hkey_local_machine":
+		out = []variant{{"hku-sid", `HKU\` + sid + `\` + rest}}
+		if underClasses {
+			out = append(out, variant{"hkcr", `HKCR\` + rest[len(classes):]})
+		}
+	}
+	for i := range out {
+		out[i].text = lead + out[i].text
+	}
+	return out
 }
 
 // Matcher compiles what a parser returned, its atomic indicators and its
