@@ -14,7 +14,10 @@ import (
 // kindValues are values of each kind a term can hold, chosen to have
 // letters of both cases, "s" and "k" (which Unicode case folding equates
 // with "ſ" and the Kelvin sign), Windows and POSIX forms, an
-// internationalized name and a CIDR prefix.
+// internationalized name and a CIDR prefix. The registry keys are a
+// machine key, a user's (reported also under HKEY_USERS\<SID>) and class
+// keys (reported also under the Software\Classes keys and <SID>_Classes),
+// so that the battery tries each view of a key.
 var kindValues = map[ioc.Kind][]string{
 	ioc.KindMD5:         {"44D88612FEA8A8F36DE82E1278ABB02F"},
 	ioc.KindSHA1:        {"3395856ce81f2b7382dee72602f798b642f14140"},
@@ -26,7 +29,8 @@ var kindValues = map[ioc.Kind][]string{
 	ioc.KindIPv4:        {"192.0.2.7", "2001:db8::7", "192.0.2.0/24"},
 	ioc.KindHostname:    {"Stage-k.example", "bücher.example"},
 	ioc.KindURL:         {"http://Stage-k.example/Kit/Desk.bin", "https://bücher.example:443/a%7eb?Q=s"},
-	ioc.KindRegistryKey: {`HKLM\Software\Microsoft\Windows\CurrentVersion\Run\Desk`},
+	ioc.KindRegistryKey: {`HKLM\Software\Microsoft\Windows\CurrentVersion\Run\Desk`, `HKCU\Software\Kit\Desk`,
+		`HKEY_CLASSES_ROOT\Kit.File\shell\open\command`, `HKCU\Software\Classes\Kit.File\Shell`},
 }
 
 func itemXML(search, value string, preserve bool) string {

@@ -24,6 +24,12 @@
 //	RegistryItem/Path KeyPath ValueName Text
 //	ServiceItem/name                     the service of a registry write under ...\Services\
 //
+// A registry item matches the event's key under each name Windows reports
+// it under (see logic.Field): an item on HKCU\… matches a key under
+// HKEY_USERS\<SID>\…, as drivers and Sysmon report it, and one on HKCR\…
+// a key under HKLM or HKCU Software\Classes or HKEY_USERS\<SID>_Classes;
+// "isnot" holds only when none of these names is the item's.
+//
 // An item with another term never holds; Parse reports each such term as
 // a Warning (with Config.Strict, as an error).
 //

@@ -104,7 +104,9 @@ func t(kind ioc.Kind, atomic atomicWhen, fields ...logic.Field) term {
 //     exactly: atomic with preserve-case; without it the tree ignores the
 //     case of the path: tree.
 //   - RegistryItem/Path: registry.key, and it joined with
-//     registry.value_name, in lower case, as the tree: atomic.
+//     registry.value_name, in lower case, each under every view of the
+//     key (HKEY_USERS\<SID> as HKCU, the Software\Classes keys and
+//     <SID>_Classes as HKCR), as the tree: atomic.
 var terms = map[string]term{
 	"fileitem/md5sum":                    t(ioc.KindMD5, atomicAlways, logic.FileMD5),
 	"fileitem/sha1sum":                   t(ioc.KindSHA1, atomicAlways, logic.FileSHA1),
