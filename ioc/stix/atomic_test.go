@@ -31,7 +31,8 @@ var written = map[string]string{
 }
 
 // pathValues are values for each kind, chosen as in the openioc test:
-// both cases, "s" and "k", an internationalized name, a CIDR prefix.
+// both cases, "s" and "k", an internationalized name, a CIDR prefix,
+// registry keys with other views.
 var pathValues = map[ioc.Kind][]string{
 	ioc.KindMD5:         {"44D88612FEA8A8F36DE82E1278ABB02F"},
 	ioc.KindSHA1:        {"3395856ce81f2b7382dee72602f798b642f14140"},
@@ -43,8 +44,9 @@ var pathValues = map[ioc.Kind][]string{
 	ioc.KindHostname:    {"Stage-k.example", "bücher.example"},
 	ioc.KindURL:         {"http://Stage-k.example/Kit/Desk.bin", "https://bücher.example:443/a%7eb?Q=s"},
 	ioc.KindProcessName: {"Desk.exe"},
-	ioc.KindRegistryKey: {`HKLM\Software\Microsoft\Windows\CurrentVersion\Run\Desk`},
 	ioc.KindMutex:       {`Global\SkMutex`, "sk-Mutex"},
+	ioc.KindRegistryKey: {`HKLM\Software\Microsoft\Windows\CurrentVersion\Run\Desk`, `HKCU\Software\Kit\Desk`,
+		`HKEY_CLASSES_ROOT\Kit.File\shell\open\command`, `HKCU\Software\Classes\Kit.File\Shell`},
 }
 
 func bundleOf(pattern string) []byte {

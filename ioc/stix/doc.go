@@ -53,6 +53,11 @@
 //
 // Comparisons are case-sensitive, as the specification says; digests,
 // addresses, domain names, URLs and registry keys are compared normalized.
+// A registry key is compared under each name Windows reports it under (see
+// logic.Field): [windows-registry-key:key = 'HKCU\\Software\\x'] matches
+// HKEY_USERS\<SID>\Software\x as drivers and Sysmon report it, and HKCR
+// keys match under HKLM and HKCU Software\Classes and <SID>_Classes; !=
+// and NOT hold only when no name satisfies the comparison.
 //
 // Errors name the file, the JSON path ("objects[3].pattern") and, inside a
 // pattern, the column.

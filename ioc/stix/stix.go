@@ -533,7 +533,9 @@ type pathInfo struct {
 //   - process:name: the process-name set also matches
 //     process.parent_name, and ignores case on Windows hosts: tree.
 //   - windows-registry-key:key: the registry set also matches the key
-//     joined with registry.value_name: tree.
+//     joined with registry.value_name: tree. (Both match the key under
+//     each of its views, HKEY_USERS\<SID> as HKCU and the Classes keys as
+//     HKCR.)
 //   - mutex:name: mutex.name only, normalized alike, compared exactly:
 //     atomic.
 var paths = map[string]pathInfo{
