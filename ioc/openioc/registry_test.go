@@ -10,8 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const userSID = `S-1-5-21-1004336348-1177238915-682003330-1001`
-
 // keyEv is a registry write of value valueName under key.
 func keyEv(key, valueName string) *ioc.Event { return regEv(key, valueName, "") }
 
@@ -21,21 +19,21 @@ func keyEv(key, valueName string) *ioc.Event { return regEv(key, valueName, "") 
 // beside an Md5sum item; an HKCR item matches the <SID>_Classes and
 // Software\Classes keys. The result names the view that matched.
 func TestRegistryPathViewsInTree(t *testing.T) {
-	hku := `HKEY_USERS\` + userSID + `\Software\Evil`
+	hku := `HKEY_USERS\` + feedtest.UserSID + `\Software\Evil`
 	cases := []struct {
 		name, path  string
 		match, miss []*ioc.Event
 		observed    string // of the tree's result on match[0]
 	}{
 		{"HKCU", `HKCU\Software\Evil`,
-			[]*ioc.Event{keyEv(hku, ""), keyEv(`\REGISTRY\USER\`+userSID+`\Software`, "Evil"), keyEv(`HKCU\Software\Evil`, "")},
+			[]*ioc.Event{keyEv(hku, ""), keyEv(`\REGISTRY\USER\`+feedtest.UserSID+`\Software`, "Evil"), keyEv(`HKCU\Software\Evil`, "")},
 			[]*ioc.Event{keyEv(`HKU\.DEFAULT\Software\Evil`, ""), keyEv(`HKLM\Software\Evil`, "")},
 			`hkey_current_user\software\evil`},
 		{"HKCR", `HKEY_CLASSES_ROOT\Evil.File\shell\open\command`,
-			[]*ioc.Event{keyEv(`HKU\`+userSID+`_Classes\Evil.File\shell\open\command`, ""),
+			[]*ioc.Event{keyEv(`HKU\`+feedtest.UserSID+`_Classes\Evil.File\shell\open\command`, ""),
 				keyEv(`HKLM\SOFTWARE\Classes\Evil.File\shell\open`, "command"),
 				keyEv(`HKCU\Software\Classes\Evil.File\shell\open\command`, ""),
-				keyEv(`HKU\`+userSID+`\Software\Classes\Evil.File\shell\open\command`, "")},
+				keyEv(`HKU\`+feedtest.UserSID+`\Software\Classes\Evil.File\shell\open\command`, "")},
 			[]*ioc.Event{keyEv(`HKLM\Software\Evil.File\shell\open\command`, "")},
 			`hkey_classes_root\evil.file\shell\open\command`},
 	}
@@ -80,6 +78,6 @@ func TestRegistryItemNegatedViews(t *testing.T) {
 	res, err := Parse([]byte(doc), Config{})
 	require.NoError(t, err)
 	m := feedtest.Matcher(t, res.Indicators, res.Trees)
-	assert.False(t, m(keyEv(`HKEY_USERS\`+userSID+`\Software\Evil`, "")))
-	assert.True(t, m(keyEv(`HKEY_USERS\`+userSID+`\Software\Good`, "")))
+	assert.False(t, m(keyEv(`HKEY_USERS\`+feedtest.UserSID+`\Software\Evil`, "")))
+	assert.True(t, m(keyEv(`HKEY_USERS\`+feedtest.UserSID+`\Software\Good`, "")))
 }

@@ -10,14 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const userSID = `S-1-5-21-1004336348-1177238915-682003330-1001`
-
-func keyEvent(key, valueName string) *ioc.Event {
-	ev := feedtest.Event(ioc.EventRegistry, "windows")
-	ev.Registry = &ioc.RegistryEvent{Key: key, ValueName: valueName}
-	return &ev
-}
-
 // TestRegistryKeyViews is the regression of windows-registry-key:key,
 // always a tree: a pattern on an HKCU key matches the key as drivers and
 // Sysmon report it, under HKEY_USERS\<SID>, as the atomic registry-key
@@ -26,11 +18,11 @@ func keyEvent(key, valueName string) *ioc.Event {
 // view of the key satisfies the comparison. The result names the view
 // that matched.
 func TestRegistryKeyViews(t *testing.T) {
-	hku := keyEvent(`HKEY_USERS\`+userSID+`\Software\Evil`, "")
-	kernel := keyEvent(`\REGISTRY\USER\`+userSID+`\Software\Evil`, "Run")
-	def := keyEvent(`HKU\.DEFAULT\Software\Evil`, "")
-	classes := keyEvent(`HKU\`+userSID+`_Classes\Evil.File\shell\open\command`, "")
-	machineClasses := keyEvent(`HKLM\SOFTWARE\Classes\Evil.File\shell\open\command`, "")
+	hku := feedtest.RegistryEvent(`HKEY_USERS\`+feedtest.UserSID+`\Software\Evil`, "")
+	kernel := feedtest.RegistryEvent(`\REGISTRY\USER\`+feedtest.UserSID+`\Software\Evil`, "Run")
+	def := feedtest.RegistryEvent(`HKU\.DEFAULT\Software\Evil`, "")
+	classes := feedtest.RegistryEvent(`HKU\`+feedtest.UserSID+`_Classes\Evil.File\shell\open\command`, "")
+	machineClasses := feedtest.RegistryEvent(`HKLM\SOFTWARE\Classes\Evil.File\shell\open\command`, "")
 	cases := []struct {
 		pattern     string
 		match, miss []*ioc.Event
@@ -86,9 +78,9 @@ func TestRegistryKeyTreeAgreesWithAtomic(t *testing.T) {
 	require.NoError(t, err)
 	tree := feedtest.Matcher(t, nil, res.Trees)
 	atomic := feedtest.Matcher(t, []ioc.Indicator{ind}, nil)
-	for _, ev := range []*ioc.Event{keyEvent(`HKEY_USERS\`+userSID+`\Software\Evil`, ""), keyEvent(`HKEY_USERS\`+userSID+`\Software\Evil`, "x"),
-		keyEvent(`HKEY_USERS\`+userSID+`\Software\Evil\Sub`, ""), keyEvent(`HKU\.DEFAULT\Software\Evil`, "")} {
+	for _, ev := range []*ioc.Event{feedtest.RegistryEvent(`HKEY_USERS\`+feedtest.UserSID+`\Software\Evil`, ""), feedtest.RegistryEvent(`HKEY_USERS\`+feedtest.UserSID+`\Software\Evil`, "x"),
+		feedtest.RegistryEvent(`HKEY_USERS\`+feedtest.UserSID+`\Software\Evil\Sub`, ""), feedtest.RegistryEvent(`HKU\.DEFAULT\Software\Evil`, "")} {
 		assert.Equal(t, atomic(ev), tree(ev), "%s %q", ev.Registry.Key, ev.Registry.ValueName)
 	}
-	assert.True(t, tree(keyEvent(`HKEY_USERS\`+userSID+`\Software\Evil`, "")))
+	assert.True(t, tree(feedtest.RegistryEvent(`HKEY_USERS\`+feedtest.UserSID+`\Software\Evil`, "")))
 }

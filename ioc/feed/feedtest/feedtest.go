@@ -31,6 +31,18 @@ func Event(kind ioc.EventKind, os string) ioc.Event {
 	return ioc.Event{Schema: ioc.EventSchema, ID: "e-1", Time: T0, Host: ioc.Host{ID: "h-1", OS: os}, Kind: kind}
 }
 
+// UserSID is a user's security identifier, as registry keys under
+// HKEY_USERS carry it.
+const UserSID = `S-1-5-21-1004336348-1177238915-682003330-1001`
+
+// RegistryEvent returns a registry event on a Windows host: a write of
+// value valueName under key.
+func RegistryEvent(key, valueName string) *ioc.Event {
+	ev := Event(ioc.EventRegistry, "windows")
+	ev.Registry = &ioc.RegistryEvent{Key: key, ValueName: valueName}
+	return &ev
+}
+
 // Compiles fails tb unless what a parser returned compiles: its atomic
 // indicators into an ioc.Set and its trees into a logic.Set. A parser
 // must reject what would not.
