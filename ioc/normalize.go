@@ -147,7 +147,7 @@ func isHex(c byte) bool {
 
 // hexDigits maps a byte to its value as a hex digit, with upperHex set
 // for 'A'-'F'; notHex for a byte that is not a hex digit. A table, as the
-// digits of an address are unpredictable branches.
+// digits of digests and addresses are unpredictable branches.
 var hexDigits = func() (t [256]byte) {
 	for c := range t {
 		switch {
@@ -383,7 +383,7 @@ func normalizePercent(s string) string {
 			b.WriteByte(s[i])
 			continue
 		}
-		c := unhex(s[i+1])<<4 | unhex(s[i+2])
+		c := (hexDigits[s[i+1]]&^upperHex)<<4 | hexDigits[s[i+2]]&^upperHex
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
 			b.WriteByte(c)
@@ -396,16 +396,6 @@ func normalizePercent(s string) string {
 		i += 2
 	}
 	return b.String()
-}
-
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
 }
 
 // maxPathLen is the longest file path accepted: Windows' limit for
